@@ -1,0 +1,173 @@
+"""`python -m retinagan <command>`: prepare, segment, evaluate, train, info."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+from retinagan.cliargs import add_dataclass_args, dataclass_from_args
+from retinagan.errors import RetinaganError
+
+DEFAULT_DATA = os.environ.get("RETINAGAN_DATA", "../shared/data")
+DEFAULT_SEGMENTER = str(Path(__file__).resolve().parent.parent / "checkpoints" / "segmenter")
+
+
+def _trainers() -> dict:
+    """Kind -> (training config class, training function); imported lazily (torch is slow to load)."""
+    from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
+
+    return {"segmenter": (SegmenterTrainConfig, train_segmenter)}
+
+
+TRAIN_KINDS = ("segmenter",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m retinagan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train a model (same as `python train.py KIND`)")
+    kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind, (config_cls, _) in _trainers().items():
+        sub = kinds.add_parser(kind, help=f"train the {kind}")
+        add_dataclass_args(sub, config_cls)
+        sub.add_argument("--dry-run", action="store_true", help="print the resolved config and exit")
+
+    prep = commands.add_parser("prepare", help="build a prepared set (photos, FOV masks, vessel maps, grades) in one cache file")
+    prep.add_argument("--data", action="append", required=True, help="dataset folder or label file; repeat for several")
+    prep.add_argument("--output", required=True, help="cache file to write (.npz)")
+    prep.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter checkpoint for photos without vessel maps")
+    prep.add_argument("--size", type=int, default=256, help="side of the square output images (128-1024)")
+    prep.add_argument("--laterality", choices=["right", "left", "none"], default="right", help="mirror so the optic disc lies on this side")
+    prep.add_argument("--skip-bad", action="store_true", help="drop label rows naming missing files or bad grades instead of stopping")
+
+    seg = commands.add_parser("segment", help="write a binary vessel map (PNG, 0/255) for each photo")
+    seg.add_argument("--checkpoint", default=DEFAULT_SEGMENTER)
+    seg.add_argument("--input", required=True, help="a photo or a folder of photos")
+    seg.add_argument("--output", required=True, help="folder for the vessel maps (same file stems)")
+
+    ev = commands.add_parser("evaluate", help="score a model; --json prints a JSON object as the last line")
+    targets = ev.add_subparsers(dest="target", required=True, metavar="TARGET")
+    ev_seg = targets.add_parser("segmenter", help="Dice, AUC and accuracy on DRIVE test inside the FOV at native size")
+    ev_seg.add_argument("--checkpoint", default=DEFAULT_SEGMENTER)
+    ev_seg.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root")
+    ev_seg.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
+    ev_seg.add_argument("--json", action="store_true")
+    ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
+    ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
+    ev_lat.add_argument("--json", action="store_true")
+
+    export = commands.add_parser("export", help="copy a checkpoint as float16 (as shipped in checkpoints/)")
+    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--output", required=True)
+
+    info = commands.add_parser("info", help="show a checkpoint's config.json")
+    info.add_argument("checkpoint")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except RetinaganError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_train(args) -> int:
+    config_cls, train = _trainers()[args.kind]
+    config = dataclass_from_args(config_cls, args)
+    if args.dry_run:
+        print(json.dumps(dataclasses.asdict(config), indent=2))
+        return 0
+    print(f"checkpoint written to {train(config)}")
+    return 0
+
+
+def cmd_prepare(args) -> int:
+    from retinagan.data.readers import read_dataset
+    from retinagan.inference import Segmenter
+    from retinagan.pipeline import prepare, save_prepared
+
+    samples = [s for path in args.data for s in read_dataset(path, strict=not args.skip_bad)]
+    needs_segmenter = any(s.vessels is None for s in samples)
+    segmenter = Segmenter.load(args.segmenter) if needs_segmenter else None
+    laterality = None if args.laterality == "none" else args.laterality
+    prepared, failures = prepare(samples, segmenter, args.size, laterality)
+    for failure in failures:
+        print(f"skipped {failure}", file=sys.stderr)
+    path = save_prepared(prepared, args.output)
+    print(f"{len(prepared)} samples ({len(failures)} skipped) written to {path}")
+    return 0
+
+
+def cmd_segment(args) -> int:
+    from tqdm import tqdm
+
+    from retinagan.data.imageio import read_rgb, write_png
+    from retinagan.data.readers import IMAGE_SUFFIXES
+    from retinagan.inference import Segmenter
+
+    source = Path(args.input)
+    if source.is_dir():
+        photos = sorted(p for p in source.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    elif source.is_file():
+        photos = [source]
+    else:
+        raise RetinaganError(f"--input {source}: no such file or folder")
+    if not photos:
+        raise RetinaganError(f"--input {source}: no images found")
+    segmenter = Segmenter.load(args.checkpoint)
+    failures = []
+    for photo in tqdm(photos, desc="segment", unit="img"):
+        try:
+            write_png(Path(args.output) / f"{photo.stem}.png", segmenter.segment(read_rgb(photo)))
+        except RetinaganError as exc:
+            failures.append(str(exc))
+            tqdm.write(f"skipped {exc}", file=sys.stderr)
+    print(f"{len(photos) - len(failures)} vessel maps written to {args.output}, {len(failures)} skipped")
+    return 1 if failures else 0
+
+
+def cmd_evaluate(args) -> int:
+    if args.target == "segmenter":
+        from retinagan.inference import Segmenter
+        from retinagan.metrics.evaluate_segmenter import score_drive
+
+        result = score_drive(Segmenter.load(args.checkpoint), args.drive, "test", args.threshold)
+    else:
+        from retinagan.metrics.laterality import laterality_agreement
+
+        result = laterality_agreement(args.data)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from retinagan.checkpoint import load_model, save_model, stored_info
+
+    model, config = load_model(args.checkpoint)
+    info = stored_info(config)
+    print(f"written {save_model(args.output, model, config['kind'], half=True, **info)}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from retinagan.checkpoint import read_config
+
+    print(json.dumps(read_config(args.checkpoint), indent=2))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "segment": cmd_segment, "evaluate": cmd_evaluate, "export": cmd_export, "info": cmd_info}

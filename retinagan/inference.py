@@ -1,0 +1,62 @@
+"""The one facade the CLI and the app call: load models once, run them on numpy images."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from retinagan.checkpoint import load_model
+from retinagan.data.preprocess import fov_box, fov_mask, resize, segmenter_input
+
+
+class Segmenter:
+    """Vessel segmentation of a fundus photo of any size and camera."""
+
+    def __init__(self, model: torch.nn.Module, config: dict):
+        self.model = model
+        self.config = config
+        self.threshold = float(config.get("metrics", {}).get("threshold", 0.5))
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> "Segmenter":
+        model, config = load_model(folder, expected_kind="segmenter", device=device)
+        return cls(model, config)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def probability(self, rgb: np.ndarray, mask: np.ndarray | None = None, flips: bool = True) -> np.ndarray:
+        """(H, W, 3) uint8 -> (H, W) float32 vessel probability, 0 outside the FOV.
+
+        The photo is rescaled so its FOV is as wide as the training photos' FOV: vessels then
+        have the calibre the network learned, whatever the camera's resolution.
+        """
+        mask = fov_mask(rgb) if mask is None else mask
+        height, width = mask.shape
+        top, bottom, left, right = fov_box(mask)
+        scale = self.model.config.fov_width / (right - left)
+        size = (max(16, round(height * scale)), max(16, round(width * scale)))
+        small_rgb = resize(rgb, size) if scale != 1 else rgb
+        small_mask = resize(mask, size) if scale != 1 else mask
+        x = torch.from_numpy(segmenter_input(small_rgb, small_mask))[None, None].to(self.device)
+        multiple = self.model.multiple
+        pad_h, pad_w = -size[0] % multiple, -size[1] % multiple
+        x = F.pad(x, (0, pad_w, 0, pad_h))
+        prob = torch.sigmoid(self.model(x))
+        if flips:  # test-time augmentation: average over horizontal and vertical mirror images
+            prob = prob + torch.sigmoid(self.model(x.flip(3))).flip(3)
+            prob = prob + torch.sigmoid(self.model(x.flip(2))).flip(2)
+            prob = prob / 3
+        prob = prob[..., : size[0], : size[1]]
+        if scale != 1:
+            prob = F.interpolate(prob, size=(height, width), mode="bilinear", align_corners=False)
+        prob = prob[0, 0].cpu().numpy().astype(np.float32)
+        return np.where(mask, prob, 0.0).astype(np.float32)
+
+    def segment(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        """(H, W, 3) uint8 -> (H, W) bool vessel map at the input's resolution."""
+        return self.probability(rgb, mask) >= self.threshold

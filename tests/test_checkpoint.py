@@ -1,0 +1,138 @@
+import json
+import pickle
+
+import pytest
+import torch
+
+from retinagan.checkpoint import FORMAT_VERSION, load_model, read_config, save_model
+from retinagan.errors import CheckpointError
+from retinagan.models import build_model, list_models
+from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter
+
+TINY = SegmenterConfig(base_channels=4, depth=2)
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    model = VesselSegmenter(TINY)
+    # Non-trivial BatchNorm statistics, so the round trip covers buffers too.
+    model.train()(torch.randn(2, 1, 32, 32))
+    return model.eval()
+
+
+def test_every_registered_model_builds_and_runs():
+    assert "segmenter" in list_models()
+    for kind in list_models():
+        model = build_model(kind, {"base_channels": 4, "depth": 2}).eval()
+        x = torch.randn(1, model.config.in_channels, 32, 32)
+        assert model(x).shape == (1, 1, 32, 32)
+
+
+def test_round_trip_gives_identical_outputs(tmp_path):
+    model = tiny_model()
+    save_model(tmp_path / "ck", model, "segmenter", training_data="synthetic", steps=3, metrics={"dice": 0.5})
+    loaded, config = load_model(tmp_path / "ck", expected_kind="segmenter")
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(model(x), loaded(x))
+    assert config["format_version"] == FORMAT_VERSION and config["steps"] == 3
+    assert config["model_config"]["base_channels"] == 4 and config["metrics"]["dice"] == 0.5
+
+
+def test_half_checkpoint_is_close_and_smaller(tmp_path):
+    model = tiny_model()
+    save_model(tmp_path / "full", model, "segmenter")
+    save_model(tmp_path / "half", model, "segmenter", half=True)
+    full, half = (tmp_path / "full" / "model.safetensors").stat().st_size, (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half < 0.7 * full
+    loaded, config = load_model(tmp_path / "half")
+    assert config["dtype"] == "float16"
+    x = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(model(x), loaded(x), atol=2e-2)
+
+
+def test_overwrite_is_atomic_and_leaves_no_debris(tmp_path):
+    save_model(tmp_path / "ck", tiny_model(0), "segmenter", steps=1)
+    save_model(tmp_path / "ck", tiny_model(1), "segmenter", steps=2)
+    assert read_config(tmp_path / "ck")["steps"] == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]
+
+
+@pytest.fixture
+def saved(tmp_path):
+    return save_model(tmp_path / "ck", tiny_model(), "segmenter")
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(CheckpointError, match="folder not found"):
+        load_model(tmp_path / "nothing")
+
+
+def test_missing_config(saved):
+    (saved / "config.json").unlink()
+    with pytest.raises(CheckpointError, match="not a retinagan checkpoint"):
+        load_model(saved)
+
+
+def test_damaged_config(saved):
+    (saved / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="damaged"):
+        load_model(saved)
+
+
+def test_truncated_weights(saved):
+    weights = saved / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:500])
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_model(saved)
+
+
+def test_pickle_in_place_of_weights_is_not_unpickled(saved, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):
+            return (marker.write_text, ("ran",))
+
+    (saved / "model.safetensors").write_bytes(pickle.dumps(Evil()))
+    with pytest.raises(CheckpointError, match="damaged or truncated"):
+        load_model(saved)
+    assert not marker.exists()
+
+
+def test_wrong_kind(saved):
+    with pytest.raises(CheckpointError, match="holds a 'segmenter' model, expected 'aae'"):
+        load_model(saved, expected_kind="aae")
+
+
+def test_unknown_kind(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["kind"] = "teleporter"
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unknown model kind 'teleporter'"):
+        load_model(saved)
+
+
+def test_newer_format(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["format_version"] = FORMAT_VERSION + 1
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="newer than this retinagan reads"):
+        load_model(saved)
+
+
+def test_weights_that_do_not_fit_the_config(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["model_config"]["base_channels"] = 8
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_model(saved)
+
+
+def test_unknown_config_field(saved):
+    config = json.loads((saved / "config.json").read_text())
+    config["model_config"]["warp_drive"] = True
+    (saved / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="warp_drive"):
+        load_model(saved)
