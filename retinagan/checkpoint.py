@@ -135,3 +135,79 @@ def load_model(
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {folder}: weights do not fit the stored config ({first})") from None
     return model.to(device).eval(), config
+
+
+# --- training state: everything needed to resume a run exactly -------------------------
+
+STATE_PREFIX = "state-"
+
+
+def save_training_state(
+    run_dir: str | os.PathLike,
+    step: int,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    generators: dict[str, torch.Generator],
+    extra: dict | None = None,
+    keep: int = 2,
+) -> Path:
+    """Write run_dir/state-<step>/ (safetensors + JSON) atomically and keep the last `keep`."""
+    run_dir = Path(run_dir)
+    tensors: dict[str, torch.Tensor] = {}
+    meta: dict[str, Any] = {"format_version": FORMAT_VERSION, "step": step, "optimizers": {}, "extra": extra or {}}
+    for name, module in modules.items():
+        for key, value in module.state_dict().items():
+            tensors[f"module/{name}/{key}"] = value.detach().cpu().contiguous()
+    for name, optimizer in optimizers.items():
+        state = optimizer.state_dict()
+        for param_id, values in state["state"].items():
+            for key, value in values.items():
+                tensors[f"optim/{name}/{param_id}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta["optimizers"][name] = state["param_groups"]
+    tensors["rng/torch"] = torch.get_rng_state()
+    for name, generator in generators.items():
+        tensors[f"rng/{name}"] = generator.get_state()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".state.", dir=run_dir))
+    save_file(tensors, str(staging / "state.safetensors"))
+    (staging / "state.json").write_text(json.dumps(meta, default=_jsonable))
+    folder = run_dir / f"{STATE_PREFIX}{step:08d}"
+    _replace_dir(staging, folder)
+    for old in sorted(run_dir.glob(f"{STATE_PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def latest_training_state(run_dir: str | os.PathLike) -> Path | None:
+    states = sorted(Path(run_dir).glob(f"{STATE_PREFIX}*")) if Path(run_dir).is_dir() else []
+    return states[-1] if states else None
+
+
+def load_training_state(
+    folder: str | os.PathLike,
+    modules: dict[str, torch.nn.Module],
+    optimizers: dict[str, torch.optim.Optimizer],
+    generators: dict[str, torch.Generator],
+) -> dict:
+    """Restore modules, optimizers and RNG states in place; returns the JSON part (step, extra)."""
+    folder = Path(folder)
+    try:
+        meta = json.loads((folder / "state.json").read_text())
+        tensors = load_file(str(folder / "state.safetensors"))
+    except (OSError, json.JSONDecodeError, SafetensorError, ValueError) as exc:
+        raise CheckpointError(f"training state {folder}: damaged ({exc})") from None
+    for name, module in modules.items():
+        prefix = f"module/{name}/"
+        module.load_state_dict({k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)})
+    for name, optimizer in optimizers.items():
+        prefix = f"optim/{name}/"
+        state: dict[int, dict] = {}
+        for key, value in tensors.items():
+            if key.startswith(prefix):
+                param_id, field = key[len(prefix) :].split("/", 1)
+                state.setdefault(int(param_id), {})[field] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
+    torch.set_rng_state(tensors["rng/torch"])
+    for name, generator in generators.items():
+        generator.set_state(tensors[f"rng/{name}"])
+    return meta

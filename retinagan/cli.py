@@ -17,12 +17,14 @@ DEFAULT_SEGMENTER = str(Path(__file__).resolve().parent.parent / "checkpoints" /
 
 def _trainers() -> dict:
     """Kind -> (training config class, training function); imported lazily (torch is slow to load)."""
+    from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
 
-    return {"segmenter": (SegmenterTrainConfig, train_segmenter)}
-
-
-TRAIN_KINDS = ("segmenter",)
+    return {
+        "segmenter": (SegmenterTrainConfig, train_segmenter),
+        "vae": (AutoencoderTrainConfig, train_autoencoder),  # the kind sets --variant
+        "aae": (AutoencoderTrainConfig, train_autoencoder),
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", required=True)
     export.add_argument("--output", required=True)
 
+    gen = commands.add_parser("generate", help="sample vessel trees: vessels/NNNNNN.png and manifest.csv")
+    gen.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder")
+    gen.add_argument("--n", type=int, default=16, help="number of samples")
+    gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
+    gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
+
     info = commands.add_parser("info", help="show a checkpoint's config.json")
     info.add_argument("checkpoint")
     return parser
@@ -84,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
 def cmd_train(args) -> int:
     config_cls, train = _trainers()[args.kind]
     config = dataclass_from_args(config_cls, args)
+    if args.kind in ("vae", "aae"):
+        if args.variant not in (None, args.kind):
+            raise RetinaganError(f"--variant {args.variant} contradicts the kind {args.kind}")
+        config.variant = args.kind
     if args.dry_run:
         print(json.dumps(dataclasses.asdict(config), indent=2))
         return 0
@@ -163,6 +175,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_generate(args) -> int:
+    from retinagan.export import export_vessels
+    from retinagan.inference import VesselGenerator
+
+    if args.n < 1:
+        raise RetinaganError("--n must be at least 1")
+    generator = VesselGenerator.load(args.checkpoint)
+    written = export_vessels(generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output))
+    print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")
+    return 0
+
+
 def cmd_info(args) -> int:
     from retinagan.checkpoint import read_config
 
@@ -170,4 +194,4 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "segment": cmd_segment, "evaluate": cmd_evaluate, "export": cmd_export, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "segment": cmd_segment, "evaluate": cmd_evaluate, "export": cmd_export, "generate": cmd_generate, "info": cmd_info}

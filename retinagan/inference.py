@@ -60,3 +60,38 @@ class Segmenter:
     def segment(self, rgb: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
         """(H, W, 3) uint8 -> (H, W) bool vessel map at the input's resolution."""
         return self.probability(rgb, mask) >= self.threshold
+
+
+class VesselGenerator:
+    """A trained VAE or AAE: sample, encode and decode 256x256 vessel trees."""
+
+    def __init__(self, model: torch.nn.Module, config: dict):
+        self.model = model
+        self.config = config
+        self.kind = config["kind"]
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> "VesselGenerator":
+        model, config = load_model(folder, expected_kind=("vae", "aae"), device=device)
+        return cls(model, config)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.model.config.latent_dim
+
+    @torch.no_grad()
+    def sample(self, seeds: list[int]) -> np.ndarray:
+        """One map per seed, (N, S, S) float32 probabilities; map k depends on seeds[k] only."""
+        return self.model.sample(seeds)[:, 0].cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """(N, l) latent codes -> (N, S, S) float32 probabilities."""
+        z = torch.as_tensor(np.asarray(codes, dtype=np.float32), device=next(self.model.parameters()).device)
+        return self.model.decode(z)[:, 0].cpu().numpy()
+
+    @torch.no_grad()
+    def encode(self, maps: np.ndarray) -> np.ndarray:
+        """(N, S, S) binary maps at the model's size -> (N, l) code means."""
+        x = torch.as_tensor(np.asarray(maps, dtype=np.float32))[:, None]
+        return self.model.encode(x.to(next(self.model.parameters()).device)).cpu().numpy()

@@ -14,3 +14,38 @@ def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0)
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
+
+
+def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
+    """KL(q(z|x) || N(0, I)), summed over latent dims, averaged over the batch."""
+    return (-0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=1)).mean()
+
+
+def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce_dice") -> torch.Tensor:
+    """Vessel maps are ~10% foreground: plain pixel losses settle on a blurry average that
+    thresholding erases, so the default adds soft Dice, which weighs the vessels themselves."""
+    if kind == "bce_dice":
+        return bce_dice_loss(logits, target)
+    if kind == "bce":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    if kind == "l1":
+        return (torch.sigmoid(logits) - target).abs().mean()
+    raise ValueError(f"unknown reconstruction loss {kind!r} (bce_dice, bce, l1)")
+
+
+def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Loss the discriminator minimises: real -> 1, fake -> 0 (vanilla GAN 'bce' or least squares 'lsgan')."""
+    if kind == "bce":
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+    if kind == "lsgan":
+        return 0.5 * ((real_logits - 1).pow(2).mean() + fake_logits.pow(2).mean())
+    raise ValueError(f"unknown adversarial loss {kind!r} (bce, lsgan)")
+
+
+def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
+    """Loss the generator minimises: make the discriminator call its output real."""
+    if kind == "bce":
+        return F.softplus(-fake_logits).mean()
+    if kind == "lsgan":
+        return 0.5 * (fake_logits - 1).pow(2).mean()
+    raise ValueError(f"unknown adversarial loss {kind!r} (bce, lsgan)")

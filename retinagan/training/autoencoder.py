@@ -1,0 +1,207 @@
+"""Training the vessel-tree autoencoders: VAE, AAE (BCE or LSGAN), dual-adversarial AAE.
+
+One step runs three named phases:
+  1. autoencoder: reconstruction (weight gamma) + KL (VAE) or code-fooling (AAE)
+     [+ map-fooling for the dual AAE, on maps decoded from prior samples];
+  2. code discriminator: prior samples vs encoded codes (AAE);
+  3. map discriminator: real maps vs decoded prior samples (dual AAE).
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
+from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
+from retinagan.metrics.segmentation import dice
+from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder
+from retinagan.pipeline import load_prepared
+from retinagan.training.common import EMA, StatsLog, seed_everything
+from retinagan.visual import save_grid
+
+
+@dataclass
+class AutoencoderTrainConfig:
+    data: str = "runs/prepared-256.npz"  # prepared set (python -m retinagan prepare)
+    output: str = "runs/aae"  # run folder: stats.jsonl, samples/, states, checkpoint/
+    model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
+    variant: str = "aae"  # "vae" (KL) or "aae" (code discriminator)
+    adversarial: str = "lsgan"  # "bce" (vanilla GAN) or "lsgan" (least squares)
+    dual: bool = False  # add a discriminator on decoded maps
+    reconstruction: str = "bce_dice"  # "bce_dice", "bce" or "l1"
+    recon_weight: float = 100.0  # gamma
+    kl_weight: float = 1.0  # VAE only
+    code_weight: float = 1.0  # AAE: weight of fooling the code discriminator
+    map_weight: float = 1.0  # dual AAE: weight of fooling the map discriminator
+    drop_grades: str = ""  # e.g. "3,4": leave out photos of these grades
+    holdout_every: int = 10  # every k-th sample (by id) is held out for validation
+    steps: int = 4000
+    batch_size: int = 8
+    lr: float = 5e-4
+    ema_decay: float = 0.998
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500  # sample grid from fixed seeds
+    state_every: int = 500  # resumable training state
+    resume: bool = True  # continue from the latest state in output, if any
+
+
+def split_holdout(ids: np.ndarray, every: int) -> np.ndarray:
+    """Boolean mask of held-out samples: every k-th id in sorted order (stable across runs)."""
+    order = np.argsort(ids)
+    held = np.zeros(len(ids), dtype=bool)
+    held[order[::every]] = True
+    return held
+
+
+def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    prepared = load_prepared(cfg.data)
+    keep = np.ones(len(prepared), dtype=bool)
+    if cfg.drop_grades:
+        dropped = [int(g) for g in cfg.drop_grades.split(",")]
+        keep &= ~np.isin(prepared.grades, dropped)
+    prepared = prepared.select(keep)
+    held = split_holdout(prepared.ids, cfg.holdout_every)
+    maps = torch.from_numpy(prepared.vessels).to(torch.uint8)[:, None]  # (N, 1, S, S) uint8 0/1
+    sources = {s: int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
+    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades}
+    return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], info
+
+
+def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """uint8 maps -> float maps, randomly flipped top-bottom, rotated +-10 deg, shifted +-3%.
+
+    No left-right flips: the prepared sets put every optic disc on one side.
+    """
+    count = len(maps)
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(10)
+    flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
+    shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * 0.06
+    theta = torch.zeros(count, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle) * flip
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle) * flip
+    theta[:, :, 2] = shift
+    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    return (F.grid_sample(maps.float(), grid, mode="bilinear", align_corners=False) > 0.5).float()
+
+
+@torch.no_grad()
+def reconstruction_dice(model: VesselAutoencoder, maps: torch.Tensor, batch: int = 16) -> float:
+    """Mean Dice of thresholded reconstructions (from the code means) of uint8 maps."""
+    scores = []
+    for i in range(0, len(maps), batch):
+        x = maps[i : i + batch].float()
+        recon = model.decode(model.encode(x)) > 0.5
+        scores += [dice(r.numpy(), t.numpy() > 0.5) for r, t in zip(recon, x)]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
+    if cfg.variant not in ("vae", "aae"):
+        raise ValueError(f"variant must be 'vae' or 'aae', not {cfg.variant!r}")
+    seed_everything(cfg.seed)
+    out = Path(cfg.output)
+    train_maps, holdout_maps, data_info = load_maps(cfg)
+    model = VesselAutoencoder(cfg.model)
+    code_disc = CodeDiscriminator(cfg.model.latent_dim)
+    map_disc = MapDiscriminator()
+    ema = EMA(model, cfg.ema_decay)
+    betas = (0.5, 0.999)
+    optimizers = {
+        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+        "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+        "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+    }
+    modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
+    generators = {"data": torch.Generator().manual_seed(cfg.seed)}
+    start_step, elapsed = 0, 0.0
+    state = latest_training_state(out) if cfg.resume else None
+    if state is not None:
+        meta = load_training_state(state, modules, optimizers, generators)
+        start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
+        print(f"resumed from {state} (step {start_step})")
+    stats = StatsLog(out / "stats.jsonl")
+    sample_seeds = list(range(16))
+    started, sums = time.time() - elapsed, {}
+    for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):
+        index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
+        x = augment(train_maps[index], generators["data"])
+        losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
+        ema.update(model)
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + value  # tensors: no host sync until logging
+        done = step + 1
+        if done % cfg.log_every == 0:
+            row = {k: float(v) / cfg.log_every for k, v in sums.items()}
+            sums = {}
+            bar.set_postfix(recon=f"{row['recon']:.3f}")
+            stats.write(step=done, seconds=round(time.time() - started, 1), **row)
+        if done % cfg.sample_every == 0 or done == cfg.steps:
+            row = {"step": done, "holdout_dice": reconstruction_dice(ema.model, holdout_maps)}
+            stats.write(**row)
+            save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).numpy()[:, 0])
+        if done % cfg.state_every == 0 and done < cfg.steps:
+            save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    holdout = reconstruction_dice(ema.model, holdout_maps)
+    info = dict(
+        training_data=f"prepared set {cfg.data}: {data_info}",
+        steps=cfg.steps,
+        wall_time_s=round(time.time() - started, 1),
+        train_config=asdict(cfg),
+        metrics={"holdout_reconstruction_dice": holdout},
+    )
+    return save_model(out / "checkpoint", ema.model, cfg.variant, **info)
+
+
+def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """One step of the three phases; returns detached losses."""
+    adversarial = cfg.variant == "aae"
+    # Phase 1: autoencoder (discriminators frozen).
+    code_disc.requires_grad_(False)
+    map_disc.requires_grad_(False)
+    logits, mu, log_var = model(x)
+    recon = reconstruction_loss(logits, x, cfg.reconstruction)
+    loss = cfg.recon_weight * recon
+    out = {"recon": recon.detach()}
+    z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
+    if adversarial:
+        fool_code = generator_loss(code_disc(z), cfg.adversarial)
+        loss = loss + cfg.code_weight * fool_code
+        out["fool_code"] = fool_code.detach()
+    else:
+        kl = kl_divergence(mu, log_var)
+        loss = loss + cfg.kl_weight * kl
+        out["kl"] = kl.detach()
+    if cfg.dual:
+        prior = torch.randn_like(mu)
+        fake_maps = torch.sigmoid(model.decoder(prior))
+        fool_map = generator_loss(map_disc(fake_maps), cfg.adversarial)
+        loss = loss + cfg.map_weight * fool_map
+        out["fool_map"] = fool_map.detach()
+    optimizers["model"].zero_grad(set_to_none=True)
+    loss.backward()
+    optimizers["model"].step()
+    # Phase 2: code discriminator.
+    if adversarial:
+        code_disc.requires_grad_(True)
+        d_code = discriminator_loss(code_disc(torch.randn_like(mu)), code_disc(z.detach()), cfg.adversarial)
+        optimizers["code_disc"].zero_grad(set_to_none=True)
+        d_code.backward()
+        optimizers["code_disc"].step()
+        out["d_code"] = d_code.detach()
+    # Phase 3: map discriminator.
+    if cfg.dual:
+        map_disc.requires_grad_(True)
+        d_map = discriminator_loss(map_disc(x), map_disc(fake_maps.detach()), cfg.adversarial)
+        optimizers["map_disc"].zero_grad(set_to_none=True)
+        d_map.backward()
+        optimizers["map_disc"].step()
+        out["d_map"] = d_map.detach()
+    return out

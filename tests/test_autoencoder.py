@@ -1,0 +1,126 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from retinagan.checkpoint import load_model, read_config
+from retinagan.cli import main
+from retinagan.data.readers import read_drive
+from retinagan.inference import VesselGenerator
+from retinagan.losses import discriminator_loss, generator_loss, kl_divergence
+from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
+from retinagan.pipeline import prepare, save_prepared
+from retinagan.training.autoencoder import AutoencoderTrainConfig, augment, split_holdout, train_autoencoder
+
+TINY = AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=32)
+
+
+@pytest.fixture
+def prepared_maps(drive_like, tmp_path):
+    samples = read_drive(drive_like, "training") + read_drive(drive_like, "test")
+    prepared, _ = prepare(samples, None, size=128, progress=False)
+    return save_prepared(prepared, tmp_path / "maps.npz")
+
+
+def test_shapes_for_each_latent_size():
+    for latent in (16, 32, 128):
+        model = VesselAutoencoder(AutoencoderConfig(latent_dim=latent, base_channels=4)).eval()
+        x = torch.rand(2, 1, 256, 256)
+        assert model.encode(x).shape == (2, latent)
+        assert model.decode(torch.randn(2, latent)).shape == (2, 1, 256, 256)
+
+
+def test_sample_depends_on_its_seed_only():
+    model = VesselAutoencoder(TINY).eval()
+    together = model.sample([5, 6, 7])
+    alone = model.sample([6])
+    assert torch.allclose(together[1], alone[0])
+    assert not torch.allclose(together[0], together[1])
+
+
+def test_losses_by_hand():
+    assert kl_divergence(torch.zeros(3, 4), torch.zeros(3, 4)).item() == 0
+    assert kl_divergence(torch.ones(1, 2), torch.zeros(1, 2)).item() == pytest.approx(1.0)
+    big = torch.full((4, 1), 20.0)
+    assert discriminator_loss(big, -big, "bce").item() < 1e-6
+    assert discriminator_loss(torch.ones(4, 1), torch.zeros(4, 1), "lsgan").item() == 0
+    assert generator_loss(torch.ones(4, 1), "lsgan").item() == 0
+    assert generator_loss(-big, "bce").item() == pytest.approx(20.0, rel=1e-3)
+    with pytest.raises(ValueError, match="unknown adversarial"):
+        generator_loss(big, "wgan")
+
+
+def test_holdout_split_is_stable_and_by_id():
+    ids = np.array([f"s{i:02d}" for i in range(20)])
+    held = split_holdout(ids, 5)
+    assert held.sum() == 4
+    assert np.array_equal(held, split_holdout(ids[::-1], 5)[::-1])
+
+
+def test_augment_keeps_maps_binary():
+    maps = torch.zeros(4, 1, 64, 64, dtype=torch.uint8)
+    maps[:, :, 30:34] = 1
+    out = augment(maps, torch.Generator().manual_seed(0))
+    assert set(torch.unique(out).tolist()) <= {0.0, 1.0}
+    assert 0.5 < out.mean() / maps.float().mean() < 1.5
+
+
+@pytest.mark.parametrize("variant,adversarial,dual", [("vae", "bce", False), ("aae", "bce", False), ("aae", "lsgan", True)])
+def test_short_training_lowers_reconstruction_loss(prepared_maps, tmp_path, variant, adversarial, dual):
+    cfg = AutoencoderTrainConfig(
+        data=str(prepared_maps), output=str(tmp_path / "run"), model=TINY, variant=variant, adversarial=adversarial,
+        dual=dual, steps=30, batch_size=4, log_every=10, sample_every=30, state_every=20, holdout_every=3, lr=2e-3,
+    )
+    folder = train_autoencoder(cfg)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    recon = [r["recon"] for r in rows if "recon" in r]
+    assert recon[-1] < recon[0]
+    assert (tmp_path / "run" / "samples" / "step-000030.png").is_file()
+    config = read_config(folder, variant)
+    assert 0 <= config["metrics"]["holdout_reconstruction_dice"] <= 1
+    model, _ = load_model(folder)
+    assert model.config.latent_dim == 8
+
+
+def test_resume_continues_exactly(prepared_maps, tmp_path):
+    def cfg(output, steps):
+        return AutoencoderTrainConfig(
+            data=str(prepared_maps), output=str(output), model=TINY, dual=True, steps=steps, batch_size=2,
+            log_every=5, sample_every=100, state_every=10, holdout_every=3,
+        )
+
+    straight = train_autoencoder(cfg(tmp_path / "a", 20))
+    # A 20-step run writes a state at step 10; make it look killed after that state.
+    train_autoencoder(cfg(tmp_path / "b", 20))
+    assert [s.name for s in (tmp_path / "b").glob("state-*")] == ["state-00000010"]
+    shutil.rmtree(tmp_path / "b" / "checkpoint")
+    resumed = train_autoencoder(cfg(tmp_path / "b", 20))
+    logged = [json.loads(line)["step"] for line in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
+    assert [s for s in logged if s % 5 == 0] == [5, 10, 15, 20, 15, 20, 20]  # second run began at step 10
+    a = (straight / "model.safetensors").read_bytes()
+    assert (resumed / "model.safetensors").read_bytes() == a
+
+
+def test_generate_cli_is_deterministic_and_resumable(prepared_maps, tmp_path):
+    cfg = AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "run"), model=TINY, steps=4, batch_size=2, holdout_every=3)
+    folder = train_autoencoder(cfg)
+    assert main(["generate", "--checkpoint", str(folder), "--n", "5", "--seed", "10", "--output", str(tmp_path / "a")]) == 0
+    assert main(["generate", "--checkpoint", str(folder), "--n", "2", "--seed", "11", "--output", str(tmp_path / "b")]) == 0
+    a = np.asarray(Image.open(tmp_path / "a" / "vessels" / "000001.png"))
+    b = np.asarray(Image.open(tmp_path / "b" / "vessels" / "000000.png"))
+    assert a.shape == (128, 128) and set(np.unique(a)) <= {0, 255}
+    assert np.array_equal(a, b)  # seed 11 both times, whatever N and position
+    with open(tmp_path / "a" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["seed"]) for r in rows] == [10, 11, 12, 13, 14]
+    # An interrupted export: a file lost, the run repeated -> only the missing one is made again.
+    (tmp_path / "a" / "vessels" / "000003.png").unlink()
+    assert main(["generate", "--checkpoint", str(folder), "--n", "5", "--seed", "10", "--output", str(tmp_path / "a")]) == 0
+    with open(tmp_path / "a" / "manifest.csv") as f:
+        assert sorted(int(r["index"]) for r in csv.DictReader(f)) == [0, 1, 2, 3, 4]
+    assert main(["generate", "--checkpoint", str(folder), "--n", "5", "--seed", "99", "--output", str(tmp_path / "a")]) == 2
+    assert VesselGenerator.load(folder).sample([11]).shape == (1, 128, 128)
