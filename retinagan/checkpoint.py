@@ -107,6 +107,17 @@ def read_config(folder: str | os.PathLike, expected_kind: str | tuple[str, ...] 
     return config
 
 
+def update_metrics(folder: str | os.PathLike, metrics: dict) -> dict:
+    """Merge metrics into a checkpoint's config.json (atomic rewrite); returns the new config."""
+    folder = Path(folder)
+    config = read_config(folder)
+    config["metrics"] = {**config.get("metrics", {}), **metrics}
+    tmp = folder / f".{CONFIG}.tmp"
+    tmp.write_text(json.dumps(config, indent=2, default=_jsonable) + "\n")
+    os.replace(tmp, folder / CONFIG)
+    return config
+
+
 def stored_info(config: dict) -> dict:
     """The free-form part of a config.json (training data, steps, metrics ...), to pass back to save_model."""
     return {k: v for k, v in config.items() if k not in ("format_version", "kind", "model_config", "dtype")}

@@ -58,6 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev_seg.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root")
     ev_seg.add_argument("--threshold", type=float, default=None, help="override the checkpoint's threshold")
     ev_seg.add_argument("--json", action="store_true")
+    ev_ves = targets.add_parser("vessels", help="morphology distance to real maps, reconstruction Dice, diversity, memorisation")
+    ev_ves.add_argument("--checkpoint", required=True)
+    ev_ves.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root (hand-drawn reference maps)")
+    ev_ves.add_argument("--n", type=int, default=100, help="generated samples to compare")
+    ev_ves.add_argument("--seed", type=int, default=0)
+    ev_ves.add_argument("--json", action="store_true")
+    ev_ves.add_argument("--store", action="store_true", help="also write the result into the checkpoint's config.json metrics")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
     ev_lat.add_argument("--json", action="store_true")
@@ -154,6 +161,17 @@ def cmd_evaluate(args) -> int:
         from retinagan.metrics.evaluate_segmenter import score_drive
 
         result = score_drive(Segmenter.load(args.checkpoint), args.drive, "test", args.threshold)
+    elif args.target == "vessels":
+        from retinagan.inference import VesselGenerator
+        from retinagan.metrics.evaluate_vessels import evaluate_generator
+
+        generator = VesselGenerator.load(args.checkpoint)
+        train_data = generator.config.get("train_config", {}).get("data")
+        result = evaluate_generator(generator, args.drive, args.n, args.seed, train_data)
+        if args.store:
+            from retinagan.checkpoint import update_metrics
+
+            update_metrics(args.checkpoint, {"evaluate_vessels": result})
     else:
         from retinagan.metrics.laterality import laterality_agreement
 

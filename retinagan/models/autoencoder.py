@@ -41,9 +41,11 @@ class VesselEncoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
         widths = _widths(config)
-        layers: list[nn.Module] = [_conv(1, widths[0], stride=2)]
+        # Space-to-depth first: the full-resolution stage costs nothing, details survive in channels.
+        layers: list[nn.Module] = [nn.PixelUnshuffle(2), _conv(4, widths[0])]
         for a, b in zip(widths, widths[1:]):
-            layers += [_conv(a, a), _conv(a, b, stride=2)]
+            # An extra conv only where maps are small: cheap there, and where capacity pays.
+            layers += ([_conv(a, a)] if a >= 4 * widths[0] else []) + [_conv(a, b, stride=2)]
         layers += [_conv(widths[-1], widths[-1], stride=2)]  # 8 -> 4 px
         self.features = nn.Sequential(*layers)
         self.dense = nn.Sequential(nn.Flatten(), nn.Linear(widths[-1] * 16, config.feature_dim), nn.LeakyReLU(0.2, inplace=True))
@@ -63,10 +65,14 @@ class VesselDecoder(nn.Module):
         self.start = widths[0]
         self.dense = nn.Sequential(nn.Linear(config.latent_dim, widths[0] * 64), nn.LeakyReLU(0.2, inplace=True))
         layers: list[nn.Module] = [_conv(widths[0], widths[0])]
-        for a, b in zip(widths, widths[1:] + [max(8, widths[-1] // 2)]):
-            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(a, b), _conv(b, b)]
+        for a, b in zip(widths, widths[1:]):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(a, b)]
+            if b >= 4 * widths[-1]:  # a second conv on the small (<= 32 px) stages only
+                layers.append(_conv(b, b))
         self.body = nn.Sequential(*layers)
-        self.head = nn.Conv2d(max(8, widths[-1] // 2), 1, 3, padding=1)
+        # Sub-pixel head: 4 channels at half resolution -> 1 channel at full resolution,
+        # so no convolution runs at 256 px (the costliest, least efficient layers on a CPU).
+        self.head = nn.Sequential(nn.Conv2d(widths[-1], 4, 3, padding=1), nn.PixelShuffle(2))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """(B, latent_dim) -> vessel logits (B, 1, S, S)."""

@@ -109,7 +109,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     seed_everything(cfg.seed)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
-    model = VesselAutoencoder(cfg.model)
+    model = VesselAutoencoder(cfg.model).to(memory_format=torch.channels_last)  # ~15% faster convs on CPU
     code_disc = CodeDiscriminator(cfg.model.latent_dim)
     map_disc = MapDiscriminator()
     ema = EMA(model, cfg.ema_decay)
@@ -132,7 +132,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     started, sums = time.time() - elapsed, {}
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):
         index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
-        x = augment(train_maps[index], generators["data"])
+        x = augment(train_maps[index], generators["data"]).contiguous(memory_format=torch.channels_last)
         losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
         ema.update(model)
         for key, value in losses.items():

@@ -123,16 +123,14 @@ def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
 
 def finalize_segmenter(folder: str | Path, drive: str | Path, progress: bool = True) -> dict:
     """Choose the threshold on DRIVE training, score DRIVE test, store both in config.json."""
-    from retinagan.checkpoint import load_model, stored_info
+    from retinagan.checkpoint import update_metrics
     from retinagan.inference import Segmenter
     from retinagan.metrics.evaluate_segmenter import choose_threshold, score_drive
 
-    model, config = load_model(folder, expected_kind="segmenter")
-    segmenter = Segmenter(model, config)
+    segmenter = Segmenter.load(folder)
     segmenter.threshold = choose_threshold(segmenter, drive, progress)
     metrics = {"threshold": segmenter.threshold, "threshold_chosen_on": "DRIVE training"}
     if (Path(drive) / "test").is_dir():
         metrics["drive_test"] = score_drive(segmenter, drive, "test", progress=progress)
-    info = stored_info(config)
-    save_model(folder, model, "segmenter", half=config.get("dtype") == "float16", **{**info, "metrics": metrics})
+    update_metrics(folder, metrics)
     return metrics

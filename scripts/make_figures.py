@@ -1,0 +1,57 @@
+"""Pictures for the README, made only from skimage's bundled retina photo and model outputs.
+
+python scripts/make_figures.py segmenter|samples [checkpoint ...]
+(Never from the shared research data: its terms forbid committing copies.)
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from retinagan.cli import DEFAULT_SEGMENTER  # noqa: E402
+from retinagan.visual import grid  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def labelled(image: np.ndarray, text: str) -> np.ndarray:
+    out = Image.fromarray(image).convert("RGB")
+    ImageDraw.Draw(out).text((6, 4), text, fill=(255, 255, 0), font_size=18)
+    return np.asarray(out)
+
+
+def segmenter_figure() -> None:
+    from skimage import data
+
+    from retinagan.inference import Segmenter
+
+    rgb = data.retina()
+    vessels = Segmenter.load(DEFAULT_SEGMENTER).segment(rgb)
+    overlay = (rgb * 0.6).astype(np.uint8)
+    overlay[vessels] = (40, 255, 90)
+    side = 420
+    panels = [np.asarray(Image.fromarray(p).convert("RGB").resize((side, side), Image.LANCZOS)) for p in (rgb, vessels.astype(np.uint8) * 255, overlay)]
+    panels = [labelled(p, t) for p, t in zip(panels, ("photo", "vessel map", "overlay"))]
+    Image.fromarray(grid(np.stack(panels), columns=3)).save(DOCS / "segmenter-skimage-retina.png")
+
+
+def samples_figure(checkpoints: list[str], n: int = 6) -> None:
+    from retinagan.inference import VesselGenerator
+
+    rows = []
+    for folder in checkpoints:
+        maps = VesselGenerator.load(folder).sample(list(range(n)))
+        tiles = [labelled((np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8), Path(folder).name if i == 0 else f"seed {i}") for i, m in enumerate(maps)]
+        rows.extend(tiles)
+    Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage1-samples.png")
+
+
+if __name__ == "__main__":
+    DOCS.mkdir(exist_ok=True)
+    if sys.argv[1] == "segmenter":
+        segmenter_figure()
+    else:
+        samples_figure(sys.argv[2:])
