@@ -50,6 +50,7 @@ def save_model(
     }
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
     save_file(state, str(staging / WEIGHTS))
     (staging / CONFIG).write_text(json.dumps(config, indent=2, default=_jsonable) + "\n")
     _replace_dir(staging, folder)

@@ -63,3 +63,25 @@ def test_damaged_cache(tmp_path):
         load_prepared(tmp_path / "bad.npz")
     with pytest.raises(DatasetError, match="not found"):
         load_prepared(tmp_path / "absent.npz")
+
+
+def test_prepare_real_photos_with_shipped_segmenter(tmp_path):
+    from conftest import SEGMENTER, need_data
+    from retinagan.cli import main
+
+    data = need_data()
+    if not (SEGMENTER / "model.safetensors").is_file():
+        pytest.skip("shipped segmenter missing")
+    labels = tmp_path / "labels.csv"  # three EyePACS photos, named through a label file of our own
+    labels.write_text("image,level\n10_right,0\n13_left,0\n16_right,4\n")
+    (tmp_path / "images").symlink_to(data / "eyepacs" / "images")
+    out = tmp_path / "set.npz"
+    assert main(["prepare", "--data", str(labels), "--data", str(data / "drive" / "test"), "--output", str(out), "--size", "128"]) == 0
+    prepared = load_prepared(out)
+    assert len(prepared) == 23 and prepared.images.shape[1:] == (128, 128, 3)
+    assert sorted(set(prepared.vessel_sources)) == ["manual", "segmenter"]
+    assert list(prepared.grades[:3]) == [0, 0, 4]
+    share = [prepared.vessels[i][prepared.fov[i]].mean() for i in range(len(prepared))]
+    assert all(0.03 < s < 0.2 for s in share), share
+    # Every FOV fills the square's width after cropping.
+    assert all(prepared.fov[i].any(0).mean() > 0.95 for i in range(len(prepared)))

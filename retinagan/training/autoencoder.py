@@ -44,7 +44,7 @@ class AutoencoderTrainConfig:
     holdout_every: int = 10  # every k-th sample (by id) is held out for validation
     steps: int = 4000
     batch_size: int = 8
-    lr: float = 5e-4
+    lr: float = 1e-3
     ema_decay: float = 0.998
     seed: int = 0
     log_every: int = 50
@@ -113,9 +113,11 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     code_disc = CodeDiscriminator(cfg.model.latent_dim)
     map_disc = MapDiscriminator()
     ema = EMA(model, cfg.ema_decay)
-    betas = (0.5, 0.999)
+    betas = (0.5, 0.999)  # the usual GAN setting, for the discriminators
     optimizers = {
-        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+        # The autoencoder is driven mostly by the (gamma-weighted) reconstruction: plain Adam
+        # momentum fits it several times faster than beta1 = 0.5.
+        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), foreach=True),
         "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
         "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
     }
@@ -134,7 +136,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
         x = augment(train_maps[index], generators["data"]).contiguous(memory_format=torch.channels_last)
         losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
-        ema.update(model)
+        ema.update(model, step + 1)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value  # tensors: no host sync until logging
         done = step + 1

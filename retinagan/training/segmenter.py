@@ -103,7 +103,7 @@ def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        ema.update(model)
+        ema.update(model, step + 1)
         running.append(loss.detach())
         if (step + 1) % cfg.log_every == 0:
             mean = torch.stack(running).mean().item()
