@@ -42,3 +42,9 @@ def test_example_photo_is_skimage_retina():
     photo, vessels, _, message = app.segment_upload(app.example_photo_path())
     assert photo.shape == (1411, 1411, 3)
     assert 0.03 < (vessels > 0).mean() < 0.2
+
+
+def test_ui_builds_with_stable_api_names():
+    demo = app.build_ui()
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"segment", "segment_example"} <= names
