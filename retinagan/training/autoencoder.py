@@ -1,10 +1,14 @@
 """Training the vessel-tree autoencoders: VAE, AAE (BCE or LSGAN), dual-adversarial AAE.
 
-One step runs three named phases:
-  1. autoencoder: reconstruction (weight gamma) + KL (VAE) or code-fooling (AAE)
+One step runs these named phases:
+  1. autoencoder: reconstruction (weight gamma) [+ KL for the VAE]
      [+ map-fooling for the dual AAE, on maps decoded from prior samples];
   2. code discriminator: prior samples vs encoded codes (AAE);
-  3. map discriminator: real maps vs decoded prior samples (dual AAE).
+  3. regularisation (AAE): the encoder alone learns to fool the code discriminator, with its
+     own optimiser step, as in Makhzani et al.'s AAE. Summed into phase 1, this gradient was
+     dwarfed by the gamma = 100 reconstruction term: encoded codes spread to std ~2.5 while
+     the prior has 1, and prior samples decoded to near-empty maps;
+  4. map discriminator: real maps vs decoded prior samples (dual AAE).
 """
 from __future__ import annotations
 
@@ -119,6 +123,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         # momentum fits it several times faster than beta1 = 0.5.
         "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), foreach=True),
         "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+        "encoder_reg": torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr, betas=betas, foreach=True),
         "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
     }
     modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
@@ -163,7 +168,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
 
 
 def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One step of the three phases; returns detached losses."""
+    """One step of the phases; returns detached losses."""
     adversarial = cfg.variant == "aae"
     # Phase 1: autoencoder (discriminators frozen).
     code_disc.requires_grad_(False)
@@ -172,33 +177,37 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
     recon = reconstruction_loss(logits, x, cfg.reconstruction)
     loss = cfg.recon_weight * recon
     out = {"recon": recon.detach()}
-    z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
-    if adversarial:
-        fool_code = generator_loss(code_disc(z), cfg.adversarial)
-        loss = loss + cfg.code_weight * fool_code
-        out["fool_code"] = fool_code.detach()
-    else:
+    if not adversarial:
         kl = kl_divergence(mu, log_var)
         loss = loss + cfg.kl_weight * kl
         out["kl"] = kl.detach()
     if cfg.dual:
-        prior = torch.randn_like(mu)
-        fake_maps = torch.sigmoid(model.decoder(prior))
+        fake_maps = torch.sigmoid(model.decoder(torch.randn_like(mu)))
         fool_map = generator_loss(map_disc(fake_maps), cfg.adversarial)
         loss = loss + cfg.map_weight * fool_map
         out["fool_map"] = fool_map.detach()
     optimizers["model"].zero_grad(set_to_none=True)
     loss.backward()
     optimizers["model"].step()
-    # Phase 2: code discriminator.
     if adversarial:
+        # Phase 2: code discriminator.
         code_disc.requires_grad_(True)
-        d_code = discriminator_loss(code_disc(torch.randn_like(mu)), code_disc(z.detach()), cfg.adversarial)
+        z = (mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)).detach()
+        d_code = discriminator_loss(code_disc(torch.randn_like(mu)), code_disc(z), cfg.adversarial)
         optimizers["code_disc"].zero_grad(set_to_none=True)
         d_code.backward()
         optimizers["code_disc"].step()
         out["d_code"] = d_code.detach()
-    # Phase 3: map discriminator.
+        # Phase 3: regularisation, the encoder fools the code discriminator.
+        code_disc.requires_grad_(False)
+        mu, log_var = model.encoder(x)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
+        fool_code = cfg.code_weight * generator_loss(code_disc(z), cfg.adversarial)
+        optimizers["encoder_reg"].zero_grad(set_to_none=True)
+        fool_code.backward()
+        optimizers["encoder_reg"].step()
+        out["fool_code"] = fool_code.detach()
+    # Phase 4: map discriminator.
     if cfg.dual:
         map_disc.requires_grad_(True)
         d_map = discriminator_loss(map_disc(x), map_disc(fake_maps.detach()), cfg.adversarial)
