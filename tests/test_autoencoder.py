@@ -1,6 +1,7 @@
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -86,7 +87,7 @@ def test_short_training_lowers_reconstruction_loss(prepared_maps, tmp_path, vari
     assert model.config.latent_dim == 8
 
 
-def test_resume_continues_exactly(prepared_maps, tmp_path):
+def test_resume_continues_exactly(prepared_maps, tmp_path, capsys):
     def cfg(output, steps):
         return AutoencoderTrainConfig(
             data=str(prepared_maps), output=str(output), model=TINY, dual=True, steps=steps, batch_size=2,
@@ -100,9 +101,46 @@ def test_resume_continues_exactly(prepared_maps, tmp_path):
     shutil.rmtree(tmp_path / "b" / "checkpoint")
     resumed = train_autoencoder(cfg(tmp_path / "b", 20))
     logged = [json.loads(line)["step"] for line in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
-    assert logged == [5, 10, 15, 20, 20, 15, 20, 20]  # the second run began at step 10 (20 twice: loss row, holdout row)
+    assert logged == [5, 10, 15, 20, 20]  # rows past the resumed state (step 10) were replaced
     a = (straight / "model.safetensors").read_bytes()
     assert (resumed / "model.safetensors").read_bytes() == a
+    assert (tmp_path / "b" / "stats.jsonl").read_text() != "" and "resumed" in capsys.readouterr().out
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(prepared_maps, tmp_path):
+    """A real training process killed with SIGKILL resumes from its last state, files intact."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = Path(__file__).resolve().parent.parent
+    args = [sys.executable, "train.py", "aae", "--data", str(prepared_maps), "--steps", "60", "--batch-size", "2",
+            "--state-every", "10", "--sample-every", "1000", "--log-every", "5", "--holdout-every", "3", "--dual",
+            "--model.latent-dim", "8", "--model.base-channels", "4", "--model.image-size", "128", "--model.feature-dim", "32"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(args + ["--output", str(tmp_path / "straight")], cwd=root, env=env, check=True, capture_output=True)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(args + ["--output", str(killed)], cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while not list(killed.glob("state-00000020")) and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not (killed / "checkpoint").exists(), "killed too late: the run had finished"
+    states = sorted(killed.glob("state-*"))
+    assert states, "no state was written before the kill"
+    for state in states:  # whatever moment the kill hit, every state folder is complete
+        assert {p.name for p in state.iterdir()} == {"state.json", "state.safetensors"}
+    last = int(states[-1].name.split("-")[1])
+    done = subprocess.run(args + ["--output", str(killed)], cwd=root, env=env, check=True, capture_output=True, text=True)
+    assert f"(step {last})" in done.stdout
+    straight_rows = (tmp_path / "straight" / "stats.jsonl").read_text().splitlines()
+    resumed_rows = (killed / "stats.jsonl").read_text().splitlines()
+    strip = lambda rows: [{k: v for k, v in json.loads(r).items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed_rows) == strip(straight_rows)  # same losses, step for step
+    assert (killed / "checkpoint" / "model.safetensors").read_bytes() == (tmp_path / "straight" / "checkpoint" / "model.safetensors").read_bytes()
 
 
 def test_generate_cli_is_deterministic_and_resumable(prepared_maps, tmp_path):

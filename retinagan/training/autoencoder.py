@@ -135,6 +135,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
         print(f"resumed from {state} (step {start_step})")
     stats = StatsLog(out / "stats.jsonl")
+    stats.truncate(start_step)
     sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):

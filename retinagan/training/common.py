@@ -50,6 +50,12 @@ class StatsLog:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
 
+    def truncate(self, step: int) -> None:
+        """Drop rows past step: after resuming from a state, those steps are run again."""
+        if self.path.is_file():
+            rows = [line for line in self.path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
+            self.path.write_text("".join(row + "\n" for row in rows))
+
     def write(self, **values) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(values) + "\n")
