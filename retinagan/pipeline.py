@@ -96,7 +96,7 @@ def prepare(
             failures.append(f"{sample.image}: {exc}")
     if not rows:
         raise DatasetError("no sample could be prepared:\n" + "\n".join(failures[:10]))
-    arrays = {k: np.stack([r[k] for r in rows]) if k in ("images", "fov", "vessels") else np.array([r[k] for r in rows]) for k in ARRAY_FIELDS}
+    arrays = {k: np.array([r[k] for r in rows]) for k in ARRAY_FIELDS}  # stacks the image arrays
     arrays["grades"] = arrays["grades"].astype(np.int8)
     meta = dict(cache_version=CACHE_VERSION, size=size, laterality=laterality, created=time.strftime("%Y-%m-%d %H:%M:%S"))
     return PreparedSet(**arrays, meta=meta), failures

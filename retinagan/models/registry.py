@@ -30,11 +30,11 @@ def config_class(kind: str) -> type:
 
 
 def build_model(kind: str, config: Any):
-    _import_families()
-    config_cls, model_cls = _REGISTRY[kind] if kind in _REGISTRY else (config_class(kind), None)
+    """The model of this kind, from its config dataclass or a dict of its fields."""
+    config_cls = config_class(kind)  # raises for unknown kinds
     if isinstance(config, dict):
         config = config_from_dict(config_cls, config)
-    return model_cls(config)
+    return _REGISTRY[kind][1](config)
 
 
 def config_from_dict(config_cls: type, values: dict) -> Any:
