@@ -42,8 +42,9 @@ def evaluate_generator(generator, drive_root: str | Path, n: int = 100, seed: in
     real_train, real_test = drive_maps(drive_root, "training", size), drive_maps(drive_root, "test", size)
     soft = generator.sample(list(range(seed, seed + n)))
     samples = soft >= 0.5
-    floor = morphology_distance(feature_table(real_test), feature_table(real_train))
-    model = morphology_distance(feature_table(real_test), feature_table(samples))
+    test_features = feature_table(real_test, desc="morphology: DRIVE test")
+    floor = morphology_distance(test_features, feature_table(real_train, desc="morphology: DRIVE training"))
+    model = morphology_distance(test_features, feature_table(samples, desc="morphology: samples"))
     recon = generator.decode(generator.encode(real_test)) >= 0.5
     recon_dice = [dice(r, t) for r, t in zip(recon, real_test)]
     training_maps = real_train

@@ -87,9 +87,11 @@ def vessel_features(vessels: np.ndarray, fov: np.ndarray | None = None) -> dict[
     }
 
 
-def feature_table(maps: np.ndarray, fovs: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """(N, H, W) maps -> feature name -> (N,) values."""
-    rows = [vessel_features(m, None if fovs is None else fovs[i]) for i, m in enumerate(maps)]
+def feature_table(maps: np.ndarray, fovs: np.ndarray | None = None, desc: str | None = None) -> dict[str, np.ndarray]:
+    """(N, H, W) maps -> feature name -> (N,) values; desc shows a progress bar."""
+    from tqdm import tqdm
+
+    rows = [vessel_features(m, None if fovs is None else fovs[i]) for i, m in enumerate(tqdm(maps, desc=desc, disable=desc is None))]
     return {name: np.array([r[name] for r in rows]) for name in FEATURES}
 
 
