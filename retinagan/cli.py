@@ -1,4 +1,4 @@
-"""`python -m retinagan <command>`: prepare, segment, evaluate, train, info."""
+"""`python -m retinagan <command>`: prepare, segment, evaluate, train, generate, export, info."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,10 @@ DEFAULT_SEGMENTER = str(Path(__file__).resolve().parent.parent / "checkpoints" /
 
 
 def _trainers() -> dict:
-    """Kind -> (training config class, training function); imported lazily (torch is slow to load)."""
+    """Kind -> (training config class, training function).
+
+    A function, so that importing retinagan.cli (the app takes its defaults from it) does not
+    load torch; building the parser does."""
     from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
 

@@ -63,7 +63,8 @@ def test_train_dry_run_prints_resolved_config(capsys):
 def test_every_command_has_help(capsys):
     import pytest
 
-    for argv in (["--help"], ["train", "segmenter", "--help"], ["prepare", "--help"], ["segment", "--help"],
+    for argv in (["--help"], ["train", "segmenter", "--help"], ["train", "vae", "--help"], ["train", "aae", "--help"],
+                 ["generate", "--help"], ["evaluate", "vessels", "--help"], ["prepare", "--help"], ["segment", "--help"],
                  ["evaluate", "segmenter", "--help"], ["evaluate", "laterality", "--help"], ["export", "--help"], ["info", "--help"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
