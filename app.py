@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from retinagan.cli import DEFAULT_SEGMENTER  # noqa: E402
 from retinagan.data.imageio import read_rgb  # noqa: E402
 from retinagan.errors import RetinaganError  # noqa: E402
+from retinagan.visual import overlay  # noqa: E402
 
 MAX_UPLOAD = "40mb"
 _models: dict = {}
@@ -26,13 +27,6 @@ def segmenter():
 
         _models["segmenter"] = Segmenter.load(DEFAULT_SEGMENTER)
     return _models["segmenter"]
-
-
-def overlay(rgb: np.ndarray, vessels: np.ndarray) -> np.ndarray:
-    """Vessels drawn in bright green over the darkened photo."""
-    out = (rgb * 0.6).astype(np.uint8)
-    out[vessels] = (40, 255, 90)
-    return out
 
 
 def segment_upload(path: str | None):

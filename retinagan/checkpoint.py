@@ -52,9 +52,13 @@ def save_model(
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
     save_file(state, str(staging / WEIGHTS))
-    (staging / CONFIG).write_text(json.dumps(config, indent=2, default=_jsonable) + "\n")
+    (staging / CONFIG).write_text(_config_text(config))
     _replace_dir(staging, folder)
     return folder
+
+
+def _config_text(config: dict) -> str:
+    return json.dumps(config, indent=2, default=_jsonable) + "\n"
 
 
 def _jsonable(value: Any) -> Any:
@@ -114,7 +118,7 @@ def update_metrics(folder: str | os.PathLike, metrics: dict) -> dict:
     config = read_config(folder)
     config["metrics"] = {**config.get("metrics", {}), **metrics}
     tmp = folder / f".{CONFIG}.tmp"
-    tmp.write_text(json.dumps(config, indent=2, default=_jsonable) + "\n")
+    tmp.write_text(_config_text(config))
     os.replace(tmp, folder / CONFIG)
     return config
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from retinagan.data.imageio import write_png
+from retinagan.errors import RetinaganError
 
 MANIFEST_FIELDS = ["index", "seed", "model", "vessels"]
 
@@ -27,8 +28,6 @@ def export_vessels(generator, model_name: str, seed: int, n: int, output: Path, 
     done = _done_rows(manifest)
     foreign = [r for k, r in done.items() if int(r["seed"]) != seed + k or r["model"] != model_name]
     if foreign:
-        from retinagan.errors import RetinaganError
-
         raise RetinaganError(f"{output} holds another export (model {foreign[0]['model']}, seed {foreign[0]['seed']}); choose a new folder")
     with manifest.open("w", newline="") as f:  # rewrite: drop rows whose files vanished
         writer = csv.DictWriter(f, MANIFEST_FIELDS)

@@ -5,11 +5,14 @@ import torch
 import torch.nn.functional as F
 
 
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    """1 - soft Dice over the whole batch (pooled, so empty patches do not blow up)."""
-    prob = torch.sigmoid(logits)
+def _dice_loss_of_probabilities(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
     intersection = (prob * target).sum()
     return 1 - (2 * intersection + eps) / (prob.sum() + target.sum() + eps)
+
+
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft Dice over the whole batch (pooled, so empty patches do not blow up)."""
+    return _dice_loss_of_probabilities(torch.sigmoid(logits), target, eps)
 
 
 def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -32,7 +35,7 @@ def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = 
         return F.binary_cross_entropy_with_logits(logits, target)
     if kind == "l1":
         return (torch.sigmoid(logits) - target).abs().mean()
-    raise ValueError(f"unknown reconstruction loss {kind!r} (bce_dice, bce, l1)")
+    raise ValueError(f"unknown reconstruction loss {kind!r} (bce_dice, multiscale, bce, l1)")
 
 
 def multiscale_dice_loss(logits: torch.Tensor, target: torch.Tensor, scales: int = 4) -> torch.Tensor:
@@ -46,8 +49,7 @@ def multiscale_dice_loss(logits: torch.Tensor, target: torch.Tensor, scales: int
     for level in range(scales):
         if level:
             prob, target = F.avg_pool2d(prob, 2), F.avg_pool2d(target, 2)
-        intersection = (prob * target).sum()
-        loss = loss + (1 - (2 * intersection + 1) / (prob.sum() + target.sum() + 1)) / scales
+        loss = loss + _dice_loss_of_probabilities(prob, target) / scales
     return loss
 
 

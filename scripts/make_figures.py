@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from retinagan.cli import DEFAULT_SEGMENTER  # noqa: E402
-from retinagan.visual import grid  # noqa: E402
+from retinagan.visual import grid, overlay  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -30,10 +30,8 @@ def segmenter_figure() -> None:
 
     rgb = data.retina()
     vessels = Segmenter.load(DEFAULT_SEGMENTER).segment(rgb)
-    overlay = (rgb * 0.6).astype(np.uint8)
-    overlay[vessels] = (40, 255, 90)
     side = 420
-    panels = [np.asarray(Image.fromarray(p).convert("RGB").resize((side, side), Image.LANCZOS)) for p in (rgb, vessels.astype(np.uint8) * 255, overlay)]
+    panels = [np.asarray(Image.fromarray(p).convert("RGB").resize((side, side), Image.LANCZOS)) for p in (rgb, vessels.astype(np.uint8) * 255, overlay(rgb, vessels))]
     panels = [labelled(p, t) for p, t in zip(panels, ("photo", "vessel map", "overlay"))]
     Image.fromarray(grid(np.stack(panels), columns=3)).save(DOCS / "segmenter-skimage-retina.png")
 

@@ -37,6 +37,12 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
     )
 
 
+def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A sample of N(mu, exp(log_var)) that gradients can flow through."""
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
+    return mu + noise * torch.exp(0.5 * log_var)
+
+
 class VesselEncoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
@@ -90,10 +96,7 @@ class VesselAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor, sample: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Vessel maps (B, 1, S, S) in [0, 1] -> latent codes (B, l): the mean, or a reparameterised sample."""
         mu, log_var = self.encoder(x)
-        if not sample:
-            return mu
-        noise = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
-        return mu + noise * torch.exp(0.5 * log_var)
+        return reparameterise(mu, log_var, generator) if sample else mu
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """Latent codes (B, l) -> vessel probabilities (B, 1, S, S)."""
@@ -102,8 +105,7 @@ class VesselAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> reconstruction logits, mu, log-variance."""
         mu, log_var = self.encoder(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
-        return self.decoder(z), mu, log_var
+        return self.decoder(reparameterise(mu, log_var)), mu, log_var
 
     def latents(self, seeds: list[int]) -> torch.Tensor:
         """Prior samples, one per seed: sample k depends on seeds[k] alone, not on the batch."""

@@ -25,7 +25,7 @@ from tqdm import tqdm
 from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
 from retinagan.metrics.segmentation import dice
-from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder
+from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
 from retinagan.training.common import EMA, StatsLog, seed_everything
 from retinagan.visual import save_grid
@@ -39,7 +39,7 @@ class AutoencoderTrainConfig:
     variant: str = "aae"  # "vae" (KL) or "aae" (code discriminator)
     adversarial: str = "lsgan"  # "bce" (vanilla GAN) or "lsgan" (least squares)
     dual: bool = False  # add a discriminator on decoded maps
-    reconstruction: str = "bce_dice"  # "bce_dice", "bce" or "l1"
+    reconstruction: str = "bce_dice"  # "bce_dice", "multiscale", "bce" or "l1"
     recon_weight: float = 100.0  # gamma
     kl_weight: float = 1.0  # VAE only
     code_weight: float = 1.0  # AAE: weight of fooling the code discriminator
@@ -193,7 +193,7 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
     if adversarial:
         # Phase 2: code discriminator.
         code_disc.requires_grad_(True)
-        z = (mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)).detach()
+        z = reparameterise(mu, log_var).detach()
         d_code = discriminator_loss(code_disc(torch.randn_like(mu)), code_disc(z), cfg.adversarial)
         optimizers["code_disc"].zero_grad(set_to_none=True)
         d_code.backward()
@@ -201,8 +201,7 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         out["d_code"] = d_code.detach()
         # Phase 3: regularisation, the encoder fools the code discriminator.
         code_disc.requires_grad_(False)
-        mu, log_var = model.encoder(x)
-        z = mu + torch.randn_like(mu) * torch.exp(0.5 * log_var)
+        z = reparameterise(*model.encoder(x))
         fool_code = cfg.code_weight * generator_loss(code_disc(z), cfg.adversarial)
         optimizers["encoder_reg"].zero_grad(set_to_none=True)
         fool_code.backward()
