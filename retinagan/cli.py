@@ -21,12 +21,14 @@ def _trainers() -> dict:
     A function, so that importing retinagan.cli (the app takes its defaults from it) does not
     load torch; building the parser does."""
     from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+    from retinagan.training.pix2pix import Pix2PixTrainConfig, train_pix2pix
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
 
     return {
         "segmenter": (SegmenterTrainConfig, train_segmenter),
         "vae": (AutoencoderTrainConfig, train_autoencoder),  # the kind sets --variant
         "aae": (AutoencoderTrainConfig, train_autoencoder),
+        "pix2pix": (Pix2PixTrainConfig, train_pix2pix),
     }
 
 
@@ -76,8 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--checkpoint", required=True)
     export.add_argument("--output", required=True)
 
-    gen = commands.add_parser("generate", help="sample vessel trees: vessels/NNNNNN.png and manifest.csv")
+    gen = commands.add_parser("generate", help="sample vessel trees [and fundus photos]: vessels/, fundus/, manifest.csv")
     gen.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder")
+    gen.add_argument("--translator", help="a pix2pix checkpoint folder: also write fundus/NNNNNN.png for each tree")
+    gen.add_argument("--grade", type=int, help="DR grade 0-4 for the photos (translators trained with grades)")
+    gen.add_argument("--fov-height", type=float, default=1.0, help="field of view cut at top and bottom to this fraction (0.5-1)")
+    gen.add_argument("--noise", action="store_true", help="use the translator's dropout noise (seeded per sample)")
     gen.add_argument("--n", type=int, default=16, help="number of samples")
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
@@ -197,13 +203,30 @@ def cmd_export(args) -> int:
 
 
 def cmd_generate(args) -> int:
-    from retinagan.export import export_vessels
-    from retinagan.inference import VesselGenerator
+    from retinagan.export import export_samples
+    from retinagan.inference import FundusTranslator, VesselGenerator, fov_disc
 
     if args.n < 1:
         raise RetinaganError("--n must be at least 1")
     generator = VesselGenerator.load(args.checkpoint)
-    written = export_vessels(generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output))
+    translator = FundusTranslator.load(args.translator) if args.translator else None
+    if translator is None and (args.grade is not None or args.noise):
+        raise RetinaganError("--grade and --noise need --translator")
+    if translator is not None and args.grade is not None:
+        if translator.grades == 0:
+            raise RetinaganError(f"--grade: {args.translator} was trained without grades")
+        if not 0 <= args.grade < translator.grades:
+            raise RetinaganError(f"--grade {args.grade}: {args.translator} takes grades 0-{translator.grades - 1}")
+    if translator is not None and translator.size != generator.model.config.image_size:
+        raise RetinaganError(f"{args.translator} translates {translator.size} px maps; {args.checkpoint} makes {generator.model.config.image_size} px")
+    if not 0.5 <= args.fov_height <= 1:
+        raise RetinaganError("--fov-height must be within 0.5-1")
+    fov = fov_disc(translator.size, args.fov_height) if translator is not None else None
+    written = export_samples(
+        generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output),
+        translator=translator, translator_name=Path(args.translator).name if args.translator else "",
+        grade=args.grade, fov=fov, noise=args.noise,
+    )
     print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")
     return 0
 

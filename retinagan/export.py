@@ -9,7 +9,7 @@ from tqdm import tqdm
 from retinagan.data.imageio import write_png
 from retinagan.errors import RetinaganError
 
-MANIFEST_FIELDS = ["index", "seed", "model", "vessels"]
+MANIFEST_FIELDS = ["index", "seed", "model", "translator", "grade", "vessels", "fundus"]
 
 
 def _done_rows(manifest: Path) -> dict[int, dict]:
@@ -18,32 +18,68 @@ def _done_rows(manifest: Path) -> dict[int, dict]:
         return {}
     with manifest.open(newline="") as f:
         rows = list(csv.DictReader(f))
-    return {int(r["index"]): r for r in rows if (manifest.parent / r["vessels"]).is_file()}
+    return {
+        int(r["index"]): r
+        for r in rows
+        if all((manifest.parent / r[key]).is_file() for key in ("vessels", "fundus") if r.get(key))
+    }
 
 
-def export_vessels(generator, model_name: str, seed: int, n: int, output: Path, batch: int = 8) -> int:
-    """Sample k (seed + k) -> output/vessels/{k:06d}.png; a manifest row is added only after its file."""
+def export_samples(
+    generator,
+    model_name: str,
+    seed: int,
+    n: int,
+    output: Path,
+    translator=None,
+    translator_name: str = "",
+    grade: int | None = None,
+    fov=None,
+    noise: bool = False,
+    batch: int = 8,
+) -> int:
+    """Sample k (seed + k) -> output/vessels/{k:06d}.png [and output/fundus/{k:06d}.png].
+
+    A manifest row is added only after its files are written, so an interrupted export keeps
+    every finished sample and a repeated command makes only the missing ones.
+    noise: use the translator's dropout noise, seeded by the sample's seed.
+    """
     output.mkdir(parents=True, exist_ok=True)
     manifest = output / "manifest.csv"
     done = _done_rows(manifest)
-    foreign = [r for k, r in done.items() if int(r["seed"]) != seed + k or r["model"] != model_name]
+    grade_text = "" if grade is None else str(grade)
+    expected = lambda k: {"seed": str(seed + k), "model": model_name, "translator": translator_name, "grade": grade_text}  # noqa: E731
+    foreign = [r for k, r in done.items() if any(r.get(key, "") != value for key, value in expected(k).items())]
     if foreign:
-        raise RetinaganError(f"{output} holds another export (model {foreign[0]['model']}, seed {foreign[0]['seed']}); choose a new folder")
+        row = foreign[0]
+        raise RetinaganError(
+            f"{output} holds another export (model {row['model']}, translator {row.get('translator') or '-'}, "
+            f"seed {row['seed']}, grade {row.get('grade') or '-'}); choose a new folder"
+        )
     with manifest.open("w", newline="") as f:  # rewrite: drop rows whose files vanished
         writer = csv.DictWriter(f, MANIFEST_FIELDS)
         writer.writeheader()
         for index in sorted(done):
-            writer.writerow(done[index])
+            writer.writerow({key: done[index].get(key, "") for key in MANIFEST_FIELDS})
     todo = [k for k in range(n) if k not in done]
-    with manifest.open("a", newline="") as f, tqdm(total=len(todo), desc="generate", unit="img") as bar:
+    with manifest.open("a", newline="") as f, tqdm(total=len(todo), desc="generate", unit="sample") as bar:
         writer = csv.DictWriter(f, MANIFEST_FIELDS)
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
             maps = generator.sample([seed + k for k in chunk]) >= 0.5
-            for k, vessel_map in zip(chunk, maps):
-                name = f"vessels/{k:06d}.png"
-                write_png(output / name, vessel_map)
-                writer.writerow({"index": k, "seed": seed + k, "model": model_name, "vessels": name})
+            photos = None
+            if translator is not None:
+                if noise:
+                    photos = [translator.translate(m[None], fov, grade, noise_seed=seed + k)[0] for k, m in zip(chunk, maps)]
+                else:
+                    photos = translator.translate(maps, fov, grade)
+            for i, (k, vessel_map) in enumerate(zip(chunk, maps)):
+                row = {**expected(k), "index": k, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
+                write_png(output / row["vessels"], vessel_map)
+                if photos is not None:
+                    row["fundus"] = f"fundus/{k:06d}.png"
+                    write_png(output / row["fundus"], photos[i])
+                writer.writerow(row)
                 f.flush()
                 bar.update()
     return len(todo)

@@ -108,3 +108,83 @@ class VesselGenerator:
         """(N, S, S) binary maps at the model's size -> (N, l) code means."""
         x = torch.as_tensor(np.asarray(maps, dtype=np.float32))[:, None]
         return self.model.encode(x.to(next(self.model.parameters()).device)).cpu().numpy()
+
+
+def fov_disc(size: int, height: float = 1.0) -> np.ndarray:
+    """A field-of-view mask as the prepared photos have it: a disc as wide as the image, cut at
+    top and bottom to `height` (a fraction of the side; real cameras give 0.75-1)."""
+    if not 0.5 <= height <= 1.0:
+        raise ValueError(f"FOV height must be within 0.5-1, not {height}")
+    centre = (size - 1) / 2
+    y, x = np.mgrid[:size, :size]
+    disc = (y - centre) ** 2 + (x - centre) ** 2 <= (size / 2) ** 2
+    return disc & (np.abs(y - centre) <= height * size / 2)
+
+
+class FundusTranslator:
+    """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
+
+    def __init__(self, model: torch.nn.Module, config: dict):
+        self.model = model
+        self.config = config
+
+    @classmethod
+    def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":
+        model, config = load_model(folder, expected_kind="pix2pix", device=device)
+        return cls(model, config)
+
+    @property
+    def size(self) -> int:
+        return self.model.config.image_size
+
+    @property
+    def grades(self) -> int:
+        return self.model.config.grades
+
+    @torch.no_grad()
+    def translate(
+        self,
+        vessels: np.ndarray,
+        fov: np.ndarray | None = None,
+        grade: int | None = None,
+        noise_seed: int | None = None,
+    ) -> np.ndarray:
+        """(N, S, S) vessel maps (bool or probabilities >= 0.5) -> (N, S, S, 3) uint8 photos.
+
+        fov: (S, S) or (N, S, S) masks, default a full disc. grade: 0-4 or None (unknown).
+        noise_seed: None runs the generator without its dropout noise (one photo per map);
+        an int turns the dropout on with that seed, per map, so the result is reproducible.
+        """
+        vessels = np.asarray(vessels)
+        if vessels.ndim != 3 or vessels.shape[1:] != (self.size, self.size):
+            raise ValueError(f"vessel maps must be (N, {self.size}, {self.size}), got {vessels.shape}")
+        fov = fov_disc(self.size) if fov is None else np.asarray(fov, dtype=bool)
+        fov = np.broadcast_to(fov, vessels.shape)
+        x = torch.from_numpy(np.stack([vessels >= 0.5, fov], axis=1).astype(np.float32))
+        x = x.to(next(self.model.parameters()).device)
+        grades = None
+        if self.grades > 0:
+            value = -1 if grade is None else int(grade)
+            if not -1 <= value < self.grades:
+                raise ValueError(f"grade must be 0-{self.grades - 1}, not {grade}")
+            grades = torch.full((len(x),), value, dtype=torch.long, device=x.device)
+        self.model.eval()
+        if noise_seed is None:
+            photos = self.model(x, grades)
+        else:
+            photos = torch.cat([self._noisy(x[i : i + 1], None if grades is None else grades[i : i + 1], noise_seed) for i in range(len(x))])
+        inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
+        photos = torch.where(inside, photos, -1.0)  # black outside the FOV
+        return ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+    def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, seed: int) -> torch.Tensor:
+        dropouts = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            for m in dropouts:
+                m.train()
+            try:
+                return self.model(x, grades)
+            finally:
+                for m in dropouts:
+                    m.eval()

@@ -64,3 +64,14 @@ def drive_like(tmp_path: Path) -> Path:
             save(root / split / "1st_manual" / f"{stem.split('_')[0]}_manual1.gif", vessels.astype(np.uint8) * 255)
             save(root / split / "mask" / f"{stem}_mask.gif", ((rgb.max(2) > 0) * 255).astype(np.uint8))
     return root
+
+
+@pytest.fixture
+def prepared_maps(drive_like, tmp_path):
+    """A prepared set (.npz) of the 5 synthetic DRIVE-like photos at 128 px."""
+    from retinagan.data.readers import read_drive
+    from retinagan.pipeline import prepare, save_prepared
+
+    samples = read_drive(drive_like, "training") + read_drive(drive_like, "test")
+    prepared, _ = prepare(samples, None, size=128, progress=False)
+    return save_prepared(prepared, tmp_path / "maps.npz")

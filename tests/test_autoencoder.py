@@ -10,21 +10,12 @@ from PIL import Image
 
 from retinagan.checkpoint import load_model, read_config
 from retinagan.cli import main
-from retinagan.data.readers import read_drive
 from retinagan.inference import VesselGenerator
 from retinagan.losses import discriminator_loss, generator_loss, kl_divergence
 from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
-from retinagan.pipeline import prepare, save_prepared
 from retinagan.training.autoencoder import AutoencoderTrainConfig, augment, split_holdout, train_autoencoder
 
 TINY = AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=32)
-
-
-@pytest.fixture
-def prepared_maps(drive_like, tmp_path):
-    samples = read_drive(drive_like, "training") + read_drive(drive_like, "test")
-    prepared, _ = prepare(samples, None, size=128, progress=False)
-    return save_prepared(prepared, tmp_path / "maps.npz")
 
 
 def test_shapes_for_each_latent_size():

@@ -27,7 +27,7 @@ from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, 
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, StatsLog, seed_everything
+from retinagan.training.common import EMA, StatsLog, cosine_lr, seed_everything
 from retinagan.visual import save_grid
 
 
@@ -49,6 +49,7 @@ class AutoencoderTrainConfig:
     steps: int = 4000
     batch_size: int = 8
     lr: float = 1e-3
+    lr_schedule: str = "cosine"  # "cosine" (warm-up, then decay to 2% of lr) or "constant"
     ema_decay: float = 0.998
     seed: int = 0
     log_every: int = 50
@@ -110,6 +111,8 @@ def reconstruction_dice(model: VesselAutoencoder, maps: torch.Tensor, batch: int
 def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     if cfg.variant not in ("vae", "aae"):
         raise ValueError(f"variant must be 'vae' or 'aae', not {cfg.variant!r}")
+    if cfg.lr_schedule not in ("cosine", "constant"):
+        raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
     seed_everything(cfg.seed)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
@@ -139,6 +142,10 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):
+        if cfg.lr_schedule == "cosine":
+            for optimizer in optimizers.values():
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
         x = augment(train_maps[index], generators["data"]).contiguous(memory_format=torch.channels_last)
         losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)

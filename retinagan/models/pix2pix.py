@@ -1,0 +1,107 @@
+"""Stage 2: pix2pix translator from a vessel map (+ field-of-view mask) to a colour fundus photo.
+
+Generator: the pix2pix U-Net (4x4 stride-2 convs down to 1x1, skips at every level), with
+conv + bilinear upsampling on the way up instead of transposed convs (no checkerboard), and
+dropout in the three deepest decoder levels as the noise source (kept on when sampling).
+An optional DR grade enters as a learned embedding added at the 1x1 bottleneck.
+
+Discriminator: PatchGAN on the (vessel map, photo) pair, 4 channels -> a 16x16 map of
+real/fake logits for 256x256 inputs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from retinagan.models.registry import register_model
+
+
+@dataclass
+class Pix2PixConfig:
+    in_channels: int = 2  # vessel map, field-of-view mask
+    out_channels: int = 3  # RGB photo in [-1, 1]
+    base_channels: int = 32  # width of the first level; doubles per level up to 8x
+    image_size: int = 256
+    dropout: float = 0.5  # in the three deepest decoder levels; the generator's noise
+    grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
+
+
+def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 4, 2, 1, bias=not norm)]
+    if norm:
+        layers.append(nn.BatchNorm2d(out_channels))
+    layers.append(nn.LeakyReLU(0.2, inplace=True))
+    return nn.Sequential(*layers)
+
+
+def _up(in_channels: int, out_channels: int, dropout: float, norm: bool = True) -> nn.Sequential:
+    """3x3 conv at the lower resolution, then bilinear 2x upsampling: no checkerboard, and a
+    quarter of the cost of upsample-then-conv (the skip concatenated next brings the detail)."""
+    layers: list[nn.Module] = [nn.Conv2d(in_channels, out_channels, 3, 1, 1, bias=not norm)]
+    if norm:  # not at 1x1, where batch statistics of one value per channel are meaningless
+        layers.append(nn.BatchNorm2d(out_channels))
+    if dropout > 0:
+        layers.append(nn.Dropout(dropout))
+    layers += [nn.ReLU(inplace=True), nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)]
+    return nn.Sequential(*layers)
+
+
+@register_model("pix2pix", Pix2PixConfig)
+class Pix2PixGenerator(nn.Module):
+    def __init__(self, config: Pix2PixConfig):
+        super().__init__()
+        self.config = config
+        depth = config.image_size.bit_length() - 1  # 256 -> 8 levels, down to 1x1
+        widths = [config.base_channels * min(2**i, 8) for i in range(depth)]
+        self.down = nn.ModuleList(
+            [_down(config.in_channels, widths[0], norm=False)]
+            + [_down(a, b, norm=i < depth - 2) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
+        )
+        ups = []
+        for level in reversed(range(1, depth)):  # from the bottleneck up to level 1
+            in_channels = widths[level] * (1 if level == depth - 1 else 2)
+            ups.append(_up(in_channels, widths[level - 1], config.dropout if level >= depth - 3 else 0.0, norm=level < depth - 1))
+        self.up = nn.ModuleList(ups)
+        # Sub-pixel head: the last conv runs at half resolution, PixelShuffle makes the full one.
+        self.head = nn.Sequential(nn.Conv2d(widths[0] * 2, 4 * config.out_channels, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh())
+        self.grade = nn.Embedding(config.grades + 1, widths[-1]) if config.grades > 0 else None
+
+    def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, in_channels, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
+
+        grade: (B,) long, 0..grades-1, or -1 for unknown; ignored when the model has no grades.
+        """
+        skips = []
+        h = x * 2 - 1
+        for block in self.down:
+            h = block(h)
+            skips.append(h)
+        if self.grade is not None:
+            if grade is None:
+                grade = torch.full((len(x),), -1, dtype=torch.long, device=x.device)
+            slot = torch.where(grade < 0, self.config.grades, grade)  # the last slot is "unknown"
+            h = h + self.grade(slot)[:, :, None, None]
+        skips.pop()
+        for block in self.up:
+            h = torch.cat([block(h), skips.pop()], dim=1)
+        return self.head(h)
+
+
+class PatchDiscriminator(nn.Module):
+    """(vessel map, photo) pairs (B, 1 + 3, S, S) -> (B, 1, S/16, S/16) real/fake logits."""
+
+    def __init__(self, in_channels: int = 4, base_channels: int = 32):
+        super().__init__()
+        c = base_channels
+        self.net = nn.Sequential(
+            _down(in_channels, c, norm=False),
+            _down(c, 2 * c),
+            _down(2 * c, 4 * c),
+            _down(4 * c, 8 * c),
+            nn.Conv2d(8 * c, 1, 3, 1, 1),
+        )
+
+    def forward(self, vessels: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([vessels * 2 - 1, photo], dim=1))

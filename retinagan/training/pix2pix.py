@@ -1,0 +1,180 @@
+"""Training the Stage 2 translator (pix2pix): vessel map + FOV mask -> colour fundus photo.
+
+One step: the generator minimises the adversarial loss plus lambda * L1 (lambda = 100); the
+PatchGAN discriminator, on (vessel map, photo) pairs, maximises log D(v, r) + log(1 - D(v, G(v))).
+Real pairs come from a prepared set (python -m retinagan prepare): DRIVE manual maps and
+segmenter-made maps of the graded photos, laterality-normalised, photos blacked out
+outside their field of view.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
+from retinagan.losses import discriminator_loss, generator_loss
+from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.pipeline import load_prepared
+from retinagan.training.autoencoder import split_holdout
+from retinagan.training.common import EMA, StatsLog, cosine_lr, seed_everything
+from retinagan.visual import save_grid
+
+
+@dataclass
+class Pix2PixTrainConfig:
+    data: str = "runs/prepared-256.npz"  # prepared set (python -m retinagan prepare)
+    output: str = "runs/pix2pix"  # run folder: stats.jsonl, samples/, states, checkpoint/
+    model: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    disc_channels: int = 32  # width of the PatchGAN
+    l1_weight: float = 100.0  # lambda
+    adversarial: str = "bce"  # "bce" (pix2pix) or "lsgan"
+    holdout_every: int = 10  # every k-th sample (by id) is held out, as for the vessel models
+    steps: int = 6000
+    batch_size: int = 4
+    lr: float = 2e-4
+    ema_decay: float = 0.998
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 500
+    state_every: int = 500
+    resume: bool = True
+
+
+@dataclass
+class PairSet:
+    """Tensors of a prepared set for Stage 2: inputs (N, 2, S, S) uint8 0/1, photos (N, 3, S, S) uint8."""
+
+    inputs: torch.Tensor
+    photos: torch.Tensor
+    grades: torch.Tensor  # (N,) long, -1 unknown
+    ids: np.ndarray
+
+
+def load_pairs(path: str, holdout_every: int) -> tuple[PairSet, PairSet, dict]:
+    prepared = load_prepared(path)
+    fov = prepared.fov.astype(np.uint8)
+    inputs = torch.from_numpy(np.stack([prepared.vessels.astype(np.uint8), fov], axis=1))
+    photos = torch.from_numpy((prepared.images * fov[..., None]).transpose(0, 3, 1, 2).copy())  # black outside the FOV
+    grades = torch.from_numpy(prepared.grades.astype(np.int64))
+    held = split_holdout(prepared.ids, holdout_every)
+    part = lambda keep: PairSet(inputs[torch.from_numpy(keep)], photos[torch.from_numpy(keep)], grades[torch.from_numpy(keep)], prepared.ids[keep])  # noqa: E731
+    sources = {s: int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
+    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources}
+    return part(~held), part(held), info
+
+
+def to_float(inputs: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    return inputs.float(), photos.float() / 127.5 - 1
+
+
+def augment_pairs(inputs: torch.Tensor, photos: torch.Tensor, generator: torch.Generator):
+    """Random top-bottom flips of whole pairs (left-right would undo the laterality step)."""
+    flip = torch.rand(len(inputs), generator=generator) < 0.5
+    inputs = torch.where(flip[:, None, None, None], inputs.flip(2), inputs)
+    photos = torch.where(flip[:, None, None, None], photos.flip(2), photos)
+    return inputs, photos
+
+
+def to_uint8(photos: torch.Tensor) -> np.ndarray:
+    """(B, 3, S, S) in [-1, 1] -> (B, S, S, 3) uint8."""
+    return ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+@torch.no_grad()
+def translate(generator: Pix2PixGenerator, inputs: torch.Tensor, grades: torch.Tensor | None = None, batch: int = 8) -> np.ndarray:
+    out = []
+    for i in range(0, len(inputs), batch):
+        grade = grades[i : i + batch] if grades is not None else None
+        out.append(to_uint8(generator(inputs[i : i + batch].float(), grade)))
+    return np.concatenate(out)
+
+
+def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
+    seed_everything(cfg.seed)
+    out = Path(cfg.output)
+    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every)
+    generator = Pix2PixGenerator(cfg.model).to(memory_format=torch.channels_last)
+    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(memory_format=torch.channels_last)
+    ema = EMA(generator, cfg.ema_decay)
+    optimizers = {
+        "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=True),
+        "disc": torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=True),
+    }
+    modules = {"generator": generator, "ema": ema.model, "disc": disc}
+    generators = {"data": torch.Generator().manual_seed(cfg.seed)}
+    start_step, elapsed = 0, 0.0
+    state = latest_training_state(out) if cfg.resume else None
+    if state is not None:
+        meta = load_training_state(state, modules, optimizers, generators)
+        start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
+        print(f"resumed from {state} (step {start_step})")
+    stats = StatsLog(out / "stats.jsonl")
+    stats.truncate(start_step)
+    show = holdout.inputs[:8]
+    started, sums = time.time() - elapsed, {}
+    for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step")):
+        for optimizer in optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
+        index = torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"])
+        inputs, photos = augment_pairs(*to_float(train.inputs[index], train.photos[index]), generators["data"])
+        grades = train.grades[index] if cfg.model.grades > 0 else None
+        losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=torch.channels_last), photos, grades)
+        ema.update(generator, step + 1)
+        for key, value in losses.items():
+            sums[key] = sums.get(key, 0.0) + value
+        done = step + 1
+        if done % cfg.log_every == 0:
+            row = {k: float(v) / cfg.log_every for k, v in sums.items()}
+            sums = {}
+            bar.set_postfix(l1=f"{row['l1']:.3f}")
+            stats.write(step=done, seconds=round(time.time() - started, 1), **row)
+        if done % cfg.sample_every == 0 or done == cfg.steps:
+            fakes = translate(ema.model, show).astype(np.float32) / 255
+            reals = holdout.photos[:8].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+            vessels = np.repeat(show[:, :1].permute(0, 2, 3, 1).numpy().astype(np.float32), 3, axis=3)
+            save_grid(out / "samples" / f"step-{done:06d}.png", np.concatenate([vessels, fakes, reals]), columns=len(show))
+            stats.write(step=done, holdout_l1=holdout_l1(ema.model, holdout))
+        if done % cfg.state_every == 0 and done < cfg.steps:
+            save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    info = dict(
+        training_data=f"prepared set {cfg.data}: {data_info}",
+        steps=cfg.steps,
+        wall_time_s=round(time.time() - started, 1),
+        train_config=asdict(cfg),
+        metrics={"holdout_l1": holdout_l1(ema.model, holdout)},
+    )
+    return save_model(out / "checkpoint", ema.model, "pix2pix", **info)
+
+
+@torch.no_grad()
+def holdout_l1(generator: Pix2PixGenerator, holdout: PairSet) -> float:
+    """Mean absolute error (0-255 scale) between translated held-out maps and their real photos."""
+    fakes = translate(generator, holdout.inputs, holdout.grades if generator.config.grades > 0 else None)
+    reals = holdout.photos.permute(0, 2, 3, 1).numpy()
+    return float(np.abs(fakes.astype(np.float32) - reals).mean())
+
+
+def train_step(cfg, generator, disc, optimizers, inputs, photos, grades) -> dict[str, torch.Tensor]:
+    vessels = inputs[:, :1]
+    fake = generator(inputs, grades)
+    # Generator: fool the discriminator, stay close to the real photo.
+    disc.requires_grad_(False)
+    fool = generator_loss(disc(vessels, fake), cfg.adversarial)
+    l1 = F.l1_loss(fake, photos)
+    optimizers["generator"].zero_grad(set_to_none=True)
+    (fool + cfg.l1_weight * l1).backward()
+    optimizers["generator"].step()
+    # Discriminator: real pairs vs translated pairs (halved, as in pix2pix).
+    disc.requires_grad_(True)
+    d_loss = 0.5 * discriminator_loss(disc(vessels, photos), disc(vessels, fake.detach()), cfg.adversarial)
+    optimizers["disc"].zero_grad(set_to_none=True)
+    d_loss.backward()
+    optimizers["disc"].step()
+    return {"fool": fool.detach(), "l1": l1.detach(), "d": d_loss.detach()}

@@ -1,0 +1,131 @@
+import csv
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from retinagan.checkpoint import load_model, read_config
+from retinagan.cli import main
+from retinagan.inference import FundusTranslator, fov_disc
+from retinagan.models.autoencoder import AutoencoderConfig
+from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+from retinagan.training.pix2pix import Pix2PixTrainConfig, load_pairs, train_pix2pix
+
+TINY = Pix2PixConfig(base_channels=4, image_size=128)
+
+
+def test_shapes_at_256_and_patch_map():
+    generator = Pix2PixGenerator(Pix2PixConfig(base_channels=8)).eval()
+    out = generator(torch.rand(2, 2, 256, 256))
+    assert out.shape == (2, 3, 256, 256) and out.abs().max() <= 1
+    logits = PatchDiscriminator(4, 8)(torch.rand(2, 1, 256, 256), out)
+    assert logits.shape == (2, 1, 16, 16)
+
+
+def test_grade_changes_the_photo():
+    torch.manual_seed(0)
+    generator = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, grades=5)).eval()
+    torch.nn.init.normal_(generator.grade.weight, std=3.0)
+    x = torch.rand(1, 2, 64, 64)
+    photos = [generator(x, torch.tensor([g])) for g in (0, 4, -1)]
+    assert not torch.allclose(photos[0], photos[1])
+    assert not torch.allclose(photos[0], photos[2])
+    assert torch.equal(generator(x), photos[2])  # no grade = unknown
+
+
+def test_fov_disc():
+    full = fov_disc(256)
+    assert abs(full.mean() - np.pi / 4) < 0.01
+    cut = fov_disc(256, 0.8)
+    rows = np.flatnonzero(cut.any(1))
+    assert 200 <= rows[-1] - rows[0] + 1 <= 206
+    assert cut.sum() < full.sum()
+    with pytest.raises(ValueError, match="FOV height"):
+        fov_disc(256, 0.2)
+
+
+def test_pairs_are_black_outside_the_fov(prepared_maps):
+    train, holdout, info = load_pairs(str(prepared_maps), 3)
+    assert info["train"] + info["holdout"] == 5 and len(holdout.inputs) == info["holdout"]
+    outside = train.inputs[:, 1] == 0
+    assert train.photos.permute(1, 0, 2, 3)[:, outside].max() == 0
+    assert train.photos.float().mean() > 20  # the photos themselves are there
+
+
+def short_config(prepared_maps, output, steps=30, **kwargs):
+    return Pix2PixTrainConfig(
+        data=str(prepared_maps), output=str(output), model=TINY, disc_channels=4, steps=steps, batch_size=2,
+        lr=2e-3, log_every=5, sample_every=steps, state_every=10, holdout_every=3, **kwargs,
+    )
+
+
+def test_short_training_lowers_l1_and_saves(prepared_maps, tmp_path):
+    folder = train_pix2pix(short_config(prepared_maps, tmp_path / "run"))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    l1 = [r["l1"] for r in rows if "l1" in r]
+    assert l1[-1] < l1[0]
+    assert (tmp_path / "run" / "samples" / "step-000030.png").is_file()
+    config = read_config(folder, "pix2pix")
+    assert 0 < config["metrics"]["holdout_l1"] < 255
+    model, _ = load_model(folder)
+    assert model.config.base_channels == 4
+
+
+def test_resume_continues_exactly(prepared_maps, tmp_path, capsys):
+    straight = train_pix2pix(short_config(prepared_maps, tmp_path / "a", steps=20))
+    # A 20-step run leaves its state at step 10; without its checkpoint it looks killed after that.
+    train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20))
+    assert [s.name for s in (tmp_path / "b").glob("state-*")] == ["state-00000010"]
+    shutil.rmtree(tmp_path / "b" / "checkpoint")
+    resumed = train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20))
+    assert "resumed" in capsys.readouterr().out
+    assert (resumed / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    logged = [json.loads(line)["step"] for line in (tmp_path / "b" / "stats.jsonl").read_text().splitlines()]
+    assert logged == [5, 10, 15, 20, 20]  # losses every 5 steps, then the held-out L1 at 20; none twice
+
+
+def test_translator_facade(prepared_maps, tmp_path):
+    folder = train_pix2pix(short_config(prepared_maps, tmp_path / "run", steps=4))
+    translator = FundusTranslator.load(folder)
+    vessels = np.zeros((2, 128, 128), dtype=bool)
+    vessels[:, 60:64] = True
+    fov = fov_disc(128, 0.8)
+    photos = translator.translate(vessels, fov)
+    assert photos.shape == (2, 128, 128, 3) and photos.dtype == np.uint8
+    assert photos[:, ~fov].max() == 0  # black outside the field of view
+    assert np.array_equal(photos, translator.translate(vessels, fov))  # no noise: deterministic
+    a = translator.translate(vessels[:1], fov, noise_seed=3)
+    assert np.array_equal(a, translator.translate(vessels[:1], fov, noise_seed=3))
+    assert not np.array_equal(a, translator.translate(vessels[:1], fov, noise_seed=4))
+    with pytest.raises(ValueError, match="vessel maps must be"):
+        translator.translate(np.zeros((1, 64, 64)))
+
+
+def test_generate_pairs_cli(prepared_maps, tmp_path):
+    tiny_vae = AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=32)
+    vae = train_autoencoder(AutoencoderTrainConfig(
+        data=str(prepared_maps), output=str(tmp_path / "vae"), model=tiny_vae, variant="vae", steps=2, batch_size=2, holdout_every=3,
+    ))
+    p2p = train_pix2pix(short_config(prepared_maps, tmp_path / "p2p", steps=2))
+    out = tmp_path / "export"
+    args = ["generate", "--checkpoint", str(vae), "--translator", str(p2p), "--n", "4", "--seed", "7", "--output", str(out), "--noise"]
+    assert main(args) == 0
+    with open(out / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["fundus"] for r in rows] == [f"fundus/{k:06d}.png" for k in range(4)]
+    assert rows[0]["translator"] == "checkpoint" and rows[0]["seed"] == "7"
+    photo = np.asarray(Image.open(out / rows[2]["fundus"]))
+    assert photo.shape == (128, 128, 3)
+    # An interrupted export: a photo lost -> that sample alone is made again, identical.
+    (out / "fundus" / "000002.png").unlink()
+    assert main(args) == 0
+    assert np.array_equal(np.asarray(Image.open(out / "fundus" / "000002.png")), photo)
+    # Another translator setting in the same folder is refused; nothing is overwritten.
+    assert main(["generate", "--checkpoint", str(vae), "--n", "4", "--seed", "7", "--output", str(out)]) == 2
+    assert (out / "fundus" / "000000.png").is_file()
+    assert main(["generate", "--checkpoint", str(vae), "--grade", "2", "--n", "1", "--output", str(tmp_path / "x")]) == 2
+    assert main(args[:5] + ["--grade", "2", "--n", "1", "--output", str(tmp_path / "y")]) == 2  # no grades in this model
