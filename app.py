@@ -1,51 +1,131 @@
-"""retinagan web app (Gradio). UI wiring only: models run behind retinagan.inference.
+"""retinagan explorer (Gradio). UI wiring only: every model call goes through
+retinagan.explorer.Explorer (no torch code here).
 
-python app.py [--host 127.0.0.1] [--port 7860] [--share]
+python app.py [--host 127.0.0.1] [--port 7860] [--share] [--data DIR] [--checkpoints checkpoints]
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import os
+import tempfile
+from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
 
-from retinagan.cli import DEFAULT_SEGMENTER  # noqa: E402
-from retinagan.data.imageio import read_rgb  # noqa: E402
+from retinagan.data.imageio import read_mask, read_rgb  # noqa: E402
 from retinagan.errors import RetinaganError  # noqa: E402
-from retinagan.visual import overlay  # noqa: E402
+from retinagan.explorer import Explorer, gif_bytes  # noqa: E402
+from retinagan.lesions import LESION_TYPES, Lesion  # noqa: E402
+from retinagan.visual import grid, overlay  # noqa: E402
 
 MAX_UPLOAD = "40mb"
-_models: dict = {}
+SLIDERS = 6  # latent-direction sliders shown (a model's atlas may offer fewer)
+GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
+CSS = ".hidden-bridge {display: none !important}"
+# Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
+# events do not reach Python through gr.Plot), which then runs the pick callback.
+MAP_CLICK_JS = """
+() => {
+  const attach = () => {
+    document.querySelectorAll('#latent-map .js-plotly-plot').forEach((div) => {
+      if (div.__retinagan || !div.on) return;
+      div.__retinagan = true;
+      div.on('plotly_click', (event) => {
+        const point = event.points && event.points[0];
+        if (!point || point.customdata === undefined) return;
+        const box = document.querySelector('#map-pick textarea, #map-pick input');
+        if (!box) return;
+        box.value = String(Array.isArray(point.customdata) ? point.customdata[0] : point.customdata);
+        box.dispatchEvent(new Event('input', {bubbles: true}));
+      });
+    });
+  };
+  new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
+  attach();
+}
+"""
+
+state: dict = {"explorer": None, "data": None, "real_trees": None}
 
 
-def segmenter():
-    if "segmenter" not in _models:
-        from retinagan.inference import Segmenter
-
-        _models["segmenter"] = Segmenter.load(DEFAULT_SEGMENTER)
-    return _models["segmenter"]
+def explorer() -> Explorer:
+    if state["explorer"] is None:
+        state["explorer"] = Explorer(state.get("checkpoints") or "checkpoints")
+    return state["explorer"]
 
 
-def segment_upload(path: str | None):
-    """Upload callback: (photo, vessel map, overlay, message). Bad input -> message, no crash."""
-    if not path:
-        return None, None, None, "Upload a fundus photo, or click *Try skimage's retina photo*."
+def _grade(label: str | None) -> int | None:
+    return None if not label or label == "unknown" else int(label.split()[0])
+
+
+def _error(exc: Exception) -> str:
+    return f"**Could not do that:** {exc}"
+
+
+def _no_models() -> str:
+    return "No vessel model found in the checkpoints folder; see the README for how to train or download one."
+
+
+# --- Generate -------------------------------------------------------------------------------
+def generate(seed, grade, model, *offsets, fov_height=1.0):
+    """(seed, grade, model[, slider offsets]) -> (vessel map, fundus photo, message)."""
     try:
-        rgb = read_rgb(path, name=os.path.basename(path))
-        vessels = segmenter().segment(rgb)
-    except RetinaganError as exc:
-        return None, None, None, f"**Could not use this file:** {exc}"
-    share = vessels.mean() * 100
-    return rgb, vessels.astype(np.uint8) * 255, overlay(rgb, vessels), f"{rgb.shape[1]}x{rgb.shape[0]} photo, vessels cover {share:.1f}% of it."
+        ex = explorer()
+        if not model:
+            return None, None, _no_models()
+        vessels, photo, _ = ex.generate(model, int(seed), _grade(grade), [float(o) for o in offsets], fov_height)
+    except (RetinaganError, ValueError) as exc:
+        return None, None, _error(exc)
+    note = f"{model}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
+    if photo is None:
+        note += " (no translator in the checkpoints folder: vessel tree only)"
+    return vessels.astype(np.uint8) * 255, photo, note
 
 
+def generate_api(seed: float, grade: str, model: str):
+    """The stable /generate endpoint: (seed, grade, model) -> (vessel map, photo)."""
+    vessels, photo, _ = generate(seed, grade, model)
+    return vessels, photo
+
+
+def random_seed():
+    return int(np.random.default_rng().integers(0, 2**31 - 1))
+
+
+def slider_updates(model: str):
+    atlas = explorer().atlas(model) if model else None
+    labels = atlas.labels if atlas is not None else []
+    return [gr.update(label=labels[k] if k < len(labels) else f"direction {k + 1} (no atlas)", value=0, interactive=k < len(labels))
+            for k in range(SLIDERS)]
+
+
+def save_pair(vessels, photo):
+    """The current pair as a zip of two PNGs, for the download button."""
+    import zipfile
+
+    from retinagan.data.imageio import write_png
+
+    if vessels is None:
+        return None
+    folder = Path(tempfile.mkdtemp(prefix="retinagan-pair-"))
+    write_png(folder / "vessels.png", np.asarray(vessels) > 127)
+    if photo is not None:
+        write_png(folder / "fundus.png", np.asarray(photo, dtype=np.uint8))
+    target = folder / "retinagan-pair.zip"
+    with zipfile.ZipFile(target, "w") as archive:
+        for name in ("vessels.png", "fundus.png"):
+            if (folder / name).is_file():
+                archive.write(folder / name, name)
+    return str(target)
+
+
+# --- Trees from files -----------------------------------------------------------------------
 def example_photo_path() -> str:
     """skimage's bundled retina photo, saved once to a temp file so it travels like an upload."""
-    import tempfile
-
     from PIL import Image
     from skimage import data
 
@@ -55,35 +135,379 @@ def example_photo_path() -> str:
     return path
 
 
+def real_trees() -> dict[str, str]:
+    """Choices for the interpolation ends: skimage's retina, plus photos under --data."""
+    if state["real_trees"] is None:
+        choices = {"skimage retina photo": example_photo_path()}
+        if state.get("data"):
+            from retinagan.data.readers import read_dataset
+
+            try:
+                for sample in read_dataset(state["data"], strict=False)[:200]:
+                    choices[f"{sample.source} {sample.id}"] = str(sample.image)
+            except RetinaganError as exc:
+                print(f"--data {state['data']}: {exc}")
+        state["real_trees"] = choices
+    return state["real_trees"]
+
+
+@functools.lru_cache(maxsize=32)
+def _tree_cached(path: str, mtime: float, size: int) -> np.ndarray:
+    ex = explorer()
+    rgb = read_rgb(path, name=os.path.basename(path))
+    if _looks_like_map(rgb):
+        return ex.tree_from_map(read_mask(path), size)
+    return ex.tree_from_photo(rgb, size)
+
+
+def tree_from_upload(path: str, model: str) -> np.ndarray:
+    """A photo (segmented on the fly) or a binary vessel map -> the model's input tree (cached per file)."""
+    if not os.path.isfile(path):
+        raise RetinaganError(f"{os.path.basename(path)}: file not found")
+    return _tree_cached(path, os.path.getmtime(path), explorer().size(model))
+
+
+def _looks_like_map(rgb: np.ndarray) -> bool:
+    """Black-and-white with few grey levels: a vessel map, not a photo."""
+    grey = np.ptp(rgb.astype(np.int16), axis=2).max() < 8
+    return bool(grey and np.isin(rgb[..., 0], (0, 255)).mean() > 0.98)
+
+
+def _pick_tree(choice: str | None, upload: str | None, model: str) -> np.ndarray:
+    if upload:
+        return tree_from_upload(upload, model)
+    if not choice:
+        raise RetinaganError("choose a tree or upload a photo / vessel map for both ends")
+    return tree_from_upload(real_trees()[choice], model)
+
+
+# --- Interpolate ------------------------------------------------------------------------------
+def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, grade):
+    """-> (frame strip, animation GIF path, photo strip, GIF file for download, message)."""
+    try:
+        if not model:
+            return None, None, None, None, _no_models()
+        ex = explorer()
+        tree_a, tree_b = _pick_tree(choice_a, upload_a, model), _pick_tree(choice_b, upload_b, model)
+        _, maps = ex.interpolate(model, tree_a, tree_b, int(frames), mode)
+        photos = ex.photos(maps, _grade(grade))
+    except (RetinaganError, ValueError) as exc:
+        return None, None, None, None, _error(exc)
+    strip = grid(maps.astype(np.float32), columns=len(maps))
+    frames_rgb = [np.repeat(m[..., None].astype(np.uint8) * 255, 3, 2) for m in maps]
+    if photos is not None:
+        frames_rgb = [np.concatenate([f, p], axis=1) for f, p in zip(frames_rgb, photos)]
+    gif = Path(tempfile.mkdtemp(prefix="retinagan-gif-")) / f"interpolation-{mode}.gif"
+    gif.write_bytes(gif_bytes(frames_rgb))
+    photo_strip = grid(photos, columns=len(photos)) if photos is not None else None
+    return strip, str(gif), photo_strip, str(gif), f"{len(maps)} frames, {mode} path in the {model} latent space"
+
+
+# --- Latent map -------------------------------------------------------------------------------
+def latent_map(model, colour_by, current_seed):
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if not model:
+        return fig, _no_models()
+    ex = explorer()
+    atlas = ex.atlas(model)
+    if atlas is None:
+        return fig, f"{model} has no atlas yet: `python -m retinagan atlas --checkpoint checkpoints/{model} --data PREPARED.npz`"
+    groups: dict[str, list[int]] = {}
+    for i, row in enumerate(atlas.meta):
+        key = row["source"] if colour_by == "source" else ("grade unknown" if row["grade"] < 0 else f"grade {row['grade']}")
+        groups.setdefault(key, []).append(i)
+    for key in sorted(groups):
+        idx = groups[key]
+        fig.add_trace(go.Scattergl(
+            x=atlas.points[idx, 0], y=atlas.points[idx, 1], mode="markers", name=key, marker={"size": 8},
+            customdata=[f"real:{i}" for i in idx], text=[f"{atlas.meta[i]['source']} {atlas.meta[i]['id']}" for i in idx],
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    fig.add_trace(go.Scattergl(
+        x=atlas.sample_points[:, 0], y=atlas.sample_points[:, 1], mode="markers", name="generated (seeds)",
+        marker={"size": 5, "symbol": "x", "color": "grey"}, customdata=[f"seed:{i}" for i in range(len(atlas.sample_points))],
+        text=[f"seed {i}" for i in range(len(atlas.sample_points))], hovertemplate="%{text}<extra></extra>",
+    ))
+    x, y = atlas.locate(ex.code(model, int(current_seed)))
+    fig.add_trace(go.Scatter(x=[x], y=[y], mode="markers", name=f"current (seed {int(current_seed)})",
+                             marker={"size": 16, "symbol": "star", "color": "red"}, customdata=[f"seed:{int(current_seed)}"]))
+    fig.update_layout(height=520, margin={"l": 10, "r": 10, "t": 30, "b": 10}, title=f"{atlas.method.upper()} of {model}'s latent space",
+                      legend={"itemsizing": "constant"})
+    return fig, f"{len(atlas.meta)} encoded real trees, {len(atlas.sample_points)} generated samples. Click a point to decode it."
+
+
+def pick_point(model, key, grade):
+    """A clicked point ('real:i' or 'seed:s') -> (decoded tree, photo, message)."""
+    if not key or ":" not in key or not model:
+        return None, None, ""
+    try:
+        ex = explorer()
+        atlas = ex.atlas(model)
+        kind, value = key.split(":", 1)
+        if kind == "real" and atlas is not None:
+            row = atlas.meta[int(value)]
+            code, what = atlas.codes[int(value)], f"{row['source']} {row['id']} (grade {row['grade'] if row['grade'] >= 0 else 'unknown'}), decoded"
+        else:
+            code, what = ex.code(model, int(value)), f"generated sample, seed {int(value)}"
+        vessels = ex.decode(model, code)
+        photos = ex.photos(vessels, _grade(grade))
+    except (RetinaganError, ValueError, IndexError) as exc:
+        return None, None, _error(exc)
+    return vessels[0].astype(np.uint8) * 255, None if photos is None else photos[0], what
+
+
+# --- Compare ----------------------------------------------------------------------------------
+def compare(choice, upload, seed):
+    """The same input through every vessel model, and samples from the same seed."""
+    try:
+        ex = explorer()
+        names = ex.names()
+        if not names:
+            return None, None, _no_models()
+        tree = None
+        if choice or upload:
+            tree = _pick_tree(choice, upload, names[0])
+        rows, recon_notes = [], []
+        for name in names:
+            row = []
+            if tree is not None:
+                from retinagan.metrics.segmentation import dice
+
+                recon = ex.decode(name, ex.encode(name, tree))[0]
+                row.append(recon)
+                recon_notes.append(f"{name}: Dice {dice(recon, tree):.2f}")
+            row += [ex.generate(name, int(seed) + k)[0] for k in range(3)]
+            rows.append(row)
+    except (RetinaganError, ValueError) as exc:
+        return None, None, _error(exc)
+    columns = len(rows[0])
+    images = [m.astype(np.float32) for row in rows for m in row]
+    if tree is not None:
+        images = [tree.astype(np.float32)] + [np.zeros_like(tree, dtype=np.float32)] * (columns - 1) + images
+    header = "Rows: " + ("input tree, then " if tree is not None else "") + ", ".join(names)
+    header += ". Columns: " + ("reconstruction, " if tree is not None else "") + f"samples of seeds {int(seed)}-{int(seed) + 2}."
+    if recon_notes:
+        header += " Reconstruction " + "; ".join(recon_notes)
+    return grid(images, columns=columns), table_rows(), header
+
+
+def table_rows():
+    import pandas as pd
+
+    return pd.DataFrame(explorer().model_table())
+
+
+# --- Lesions ----------------------------------------------------------------------------------
+def lesion_base(model, seed, grade):
+    """Start a lesion canvas from the current sample: (canvas, base photo state, lesion list, message)."""
+    _, photo, message = generate(seed, grade, model)
+    if photo is None:
+        return None, None, [], message + " — lesions need a translator to paint on."
+    return photo, photo, [], "Click on the photo to place a lesion."
+
+
+def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
+    if base is None:
+        return None, lesions, "Make a photo first (button above)."
+    x, y = evt.index
+    lesions = (lesions or []) + [{"kind": kind, "x": float(x), "y": float(y), "size": float(size)}]
+    return _render(base, lesions), lesions, f"{len(lesions)} lesion(s); last: {kind} at ({x}, {y})"
+
+
+def undo_lesion(base, lesions):
+    lesions = (lesions or [])[:-1]
+    return (None if base is None else _render(base, lesions)), lesions, f"{len(lesions)} lesion(s)"
+
+
+def _render(base, lesions):
+    from retinagan.inference import fov_disc
+    from retinagan.lesions import paint
+
+    base = np.asarray(base, dtype=np.uint8)
+    fov = base.max(2) > 12 if base.ndim == 3 else fov_disc(base.shape[0])
+    return paint(base, [Lesion(**d) for d in lesions], fov)
+
+
+# --- Export -----------------------------------------------------------------------------------
+def export(model, n, seed, grades, progress=gr.Progress()):
+    try:
+        if not model:
+            return None, _no_models()
+        chosen = [_grade(g) for g in grades] if grades else None
+        path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d))
+    except (RetinaganError, ValueError) as exc:
+        return None, _error(exc)
+    return str(path), f"{int(n)} pairs from {model}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
+
+
+# --- Segment (kept from the first release) --------------------------------------------------------
+def segment_upload(path: str | None):
+    """Upload callback: (photo, vessel map, overlay, message). Bad input -> message, no crash."""
+    if not path:
+        return None, None, None, "Upload a fundus photo, or click *Try skimage's retina photo*."
+    try:
+        rgb = read_rgb(path, name=os.path.basename(path))
+        vessels = explorer().segmenter().segment(rgb)
+    except RetinaganError as exc:
+        return None, None, None, f"**Could not use this file:** {exc}"
+    share = vessels.mean() * 100
+    return rgb, vessels.astype(np.uint8) * 255, overlay(rgb, vessels), f"{rgb.shape[1]}x{rgb.shape[0]} photo, vessels cover {share:.1f}% of it."
+
+
 def build_ui() -> gr.Blocks:
-    with gr.Blocks(title="retinagan") as demo:
+    ex = explorer()
+    names = ex.names()
+    default = names[0] if names else None
+    trees = list(real_trees())
+    with gr.Blocks(title="retinagan explorer") as demo:
         gr.Markdown(
-            "# retinagan\nControlled generation of diabetic-retinopathy fundus images. "
-            "This build ships the **vessel segmenter** (stage 0 of the pipeline); the generators arrive with later releases."
+            "# retinagan explorer\nSynthetic retinal vessel trees (VAE / adversarial autoencoders) and the colour fundus "
+            "photos a pix2pix translator paints from them. Everything runs locally on the shipped checkpoints."
+            + ("" if names else "\n\n**" + _no_models() + "**")
         )
+        with gr.Tab("Generate"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    model = gr.Dropdown(names, value=default, label="Vessel model")
+                    seed = gr.Number(value=0, precision=0, label="Seed")
+                    grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
+                    fov_height = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
+                    with gr.Row():
+                        shuffle = gr.Button("Random seed")
+                        save = gr.Button("Download pair")
+                    sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=f"direction {k + 1}") for k in range(SLIDERS)]
+                    reset = gr.Button("Reset sliders")
+                with gr.Column(scale=2):
+                    with gr.Row():
+                        vessels = gr.Image(label="Vessel tree", image_mode="L", interactive=False, elem_id="gen-vessels")
+                        photo = gr.Image(label="Fundus photo", interactive=False, elem_id="gen-photo")
+                    message = gr.Markdown(elem_id="gen-message")
+                    download = gr.File(label="Pair (zip)")
+            inputs = [seed, grade, model, *sliders]
+            outputs = [vessels, photo, message]
+            run = lambda s, g, m, *o_and_h: generate(s, g, m, *o_and_h[:-1], fov_height=o_and_h[-1])  # noqa: E731
+            for control in (seed, grade, *sliders, fov_height):
+                control.change(run, inputs + [fov_height], outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
+            model.change(slider_updates, model, sliders).then(run, inputs + [fov_height], outputs, api_visibility="undocumented")
+            shuffle.click(random_seed, None, seed, api_visibility="undocumented")
+            reset.click(lambda: [0] * SLIDERS, None, sliders, api_visibility="undocumented")
+            save.click(save_pair, [vessels, photo], download, api_visibility="undocumented")
+            hidden_seed = gr.Number(visible=False)
+            hidden_grade = gr.Textbox(visible=False)
+            hidden_model = gr.Textbox(visible=False)
+            api_vessels = gr.Image(visible=False)
+            api_photo = gr.Image(visible=False)
+            gr.Button(visible=False).click(generate_api, [hidden_seed, hidden_grade, hidden_model], [api_vessels, api_photo], api_name="generate")
+
+        with gr.Tab("Interpolate"):
+            with gr.Row():
+                with gr.Column():
+                    choice_a = gr.Dropdown(trees, value=trees[0], label="Tree A")
+                    upload_a = gr.File(label="…or upload a photo / vessel map for A", file_types=["image"], type="filepath")
+                with gr.Column():
+                    choice_b = gr.Dropdown(trees, value=trees[-1] if len(trees) > 1 else None, label="Tree B")
+                    upload_b = gr.File(label="…or upload a photo / vessel map for B", file_types=["image"], type="filepath")
+                with gr.Column():
+                    i_model = gr.Dropdown(names, value=default, label="Vessel model")
+                    frames = gr.Slider(3, 16, value=8, step=1, label="Frames")
+                    mode = gr.Radio(["linear", "spherical"], value="spherical", label="Path")
+                    i_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photos")
+                    go_button = gr.Button("Interpolate", variant="primary")
+            strip = gr.Image(label="Vessel trees along the path", interactive=False, elem_id="interp-strip")
+            with gr.Row():
+                animation = gr.Image(label="Animation", type="filepath", interactive=False)
+                gif_file = gr.File(label="GIF")
+            photo_strip = gr.Image(label="Fundus photos along the path", interactive=False)
+            i_message = gr.Markdown()
+            go_button.click(interpolate, [i_model, choice_a, upload_a, choice_b, upload_b, frames, mode, i_grade],
+                            [strip, animation, photo_strip, gif_file, i_message], api_name="interpolate")
+
+        with gr.Tab("Latent map"):
+            with gr.Row():
+                m_model = gr.Dropdown(names, value=default, label="Vessel model")
+                colour_by = gr.Radio(["grade", "source"], value="source", label="Colour by")
+                m_seed = gr.Number(value=0, precision=0, label="Current sample (seed)")
+                m_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photo")
+            with gr.Row():
+                plot = gr.Plot(label="Latent map", elem_id="latent-map")
+                with gr.Column():
+                    picked_tree = gr.Image(label="Picked tree", image_mode="L", interactive=False, elem_id="map-tree")
+                    picked_photo = gr.Image(label="Its photo", interactive=False)
+                    m_message = gr.Markdown()
+            pick = gr.Textbox(elem_id="map-pick", elem_classes="hidden-bridge", label="picked point")
+            for control in (m_model, colour_by, m_seed):
+                control.change(latent_map, [m_model, colour_by, m_seed], [plot, m_message], api_visibility="undocumented")
+            demo.load(latent_map, [m_model, colour_by, m_seed], [plot, m_message], js=MAP_CLICK_JS, api_visibility="undocumented")
+            pick.input(pick_point, [m_model, pick, m_grade], [picked_tree, picked_photo, m_message], api_name="pick_point")
+
+        with gr.Tab("Compare"):
+            with gr.Row():
+                c_choice = gr.Dropdown(trees, value=trees[0], label="Input tree")
+                c_upload = gr.File(label="…or upload a photo / vessel map", file_types=["image"], type="filepath")
+                c_seed = gr.Number(value=0, precision=0, label="First seed")
+                c_button = gr.Button("Compare models", variant="primary")
+            c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False)
+            c_message = gr.Markdown()
+            c_table = gr.Dataframe(label="Measured scores (from each checkpoint's config.json)", value=table_rows() if names else None)
+            c_button.click(compare, [c_choice, c_upload, c_seed], [c_grid, c_table, c_message], api_name="compare")
+
+        with gr.Tab("Lesions"):
+            with gr.Row():
+                l_model = gr.Dropdown(names, value=default, label="Vessel model")
+                l_seed = gr.Number(value=0, precision=0, label="Seed")
+                l_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
+                l_start = gr.Button("Make the photo", variant="primary")
+            with gr.Row():
+                kind = gr.Radio(list(LESION_TYPES), value="haemorrhage", label="Lesion type")
+                size = gr.Slider(1, 14, value=6, step=1, label="Size (radius, px)")
+                undo = gr.Button("Undo")
+            canvas = gr.Image(label="Click to place a lesion", interactive=False, elem_id="lesion-canvas")
+            l_message = gr.Markdown()
+            base, placed = gr.State(None), gr.State([])
+            l_start.click(lesion_base, [l_model, l_seed, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
+            canvas.select(place_lesion, [base, placed, kind, size], [canvas, placed, l_message], api_visibility="undocumented")
+            undo.click(undo_lesion, [base, placed], [canvas, placed, l_message], api_visibility="undocumented")
+
+        with gr.Tab("Export"):
+            with gr.Row():
+                e_model = gr.Dropdown(names, value=default, label="Vessel model")
+                e_n = gr.Number(value=16, precision=0, label="Pairs")
+                e_seed = gr.Number(value=0, precision=0, label="First seed")
+                e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
+            e_button = gr.Button("Export zip", variant="primary")
+            e_file = gr.File(label="Dataset (zip with manifest.csv)")
+            e_message = gr.Markdown()
+            e_button.click(export, [e_model, e_n, e_seed, e_grades], [e_file, e_message], api_name="export")
+
         with gr.Tab("Segment vessels"):
             with gr.Row():
                 upload = gr.File(label="Fundus photo", file_types=["image"], type="filepath")
                 with gr.Column():
                     example = gr.Button("Try skimage's retina photo")
-                    message = gr.Markdown()
+                    s_message = gr.Markdown()
             with gr.Row():
-                photo = gr.Image(label="Photo", interactive=False)
-                vessels = gr.Image(label="Vessel map", interactive=False, image_mode="L")
+                s_photo = gr.Image(label="Photo", interactive=False)
+                s_vessels = gr.Image(label="Vessel map", interactive=False, image_mode="L")
                 combined = gr.Image(label="Overlay", interactive=False)
-            outputs = [photo, vessels, combined, message]
-            upload.change(segment_upload, upload, outputs, api_name="segment")
-            example.click(lambda: segment_upload(example_photo_path()), None, outputs, api_name="segment_example")
+            outs = [s_photo, s_vessels, combined, s_message]
+            upload.change(segment_upload, upload, outs, api_name="segment")
+            example.click(lambda: segment_upload(example_photo_path()), None, outs, api_name="segment_example")
+        demo.load(run, inputs + [fov_height], outputs, api_visibility="undocumented")
     return demo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="retinagan web app")
+    parser = argparse.ArgumentParser(description="retinagan explorer")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
+    parser.add_argument("--data", help="a dataset folder or label file whose photos to offer as real trees")
+    parser.add_argument("--checkpoints", default="checkpoints", help="folder of the model checkpoints")
     args = parser.parse_args()
-    build_ui().queue().launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD)
+    state["data"], state["checkpoints"] = args.data, args.checkpoints
+    build_ui().queue().launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD, css=CSS)
 
 
 if __name__ == "__main__":

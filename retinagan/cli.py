@@ -97,6 +97,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
 
+    atlas = commands.add_parser("atlas", help="precompute a vessel model's latent atlas for the app (UMAP map, labelled directions)")
+    atlas.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder (the atlas is written into it)")
+    atlas.add_argument("--data", required=True, help="prepared set (.npz) whose trees to encode: the model's training set")
+    atlas.add_argument("--samples", type=int, default=200, help="prior samples placed on the map")
+    atlas.add_argument("--directions", type=int, default=6, help="principal directions offered as sliders")
+    atlas.add_argument("--method", choices=["umap", "pca"], default="umap")
+
     info = commands.add_parser("info", help="show a checkpoint's config.json")
     info.add_argument("checkpoint")
     return parser
@@ -272,6 +279,22 @@ def cmd_generate(args) -> int:
     return 0
 
 
+def cmd_atlas(args) -> int:
+    from retinagan.atlas import build_atlas
+    from retinagan.inference import VesselGenerator
+    from retinagan.pipeline import load_prepared
+
+    generator = VesselGenerator.load(args.checkpoint)
+    prepared = load_prepared(args.data)
+    if prepared.vessels.shape[1] != generator.model.config.image_size:
+        raise RetinaganError(f"{args.data} holds {prepared.vessels.shape[1]} px maps; the model makes {generator.model.config.image_size} px")
+    info = build_atlas(generator, prepared, args.checkpoint, args.samples, args.directions, args.method)
+    print(f"atlas ({info['method']}, {len(info['meta'])} trees, {info['samples']} samples) written to {args.checkpoint}")
+    for label in info["labels"]:
+        print(f"  {label}")
+    return 0
+
+
 def cmd_info(args) -> int:
     from retinagan.checkpoint import read_config
 
@@ -279,4 +302,4 @@ def cmd_info(args) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "segment": cmd_segment, "evaluate": cmd_evaluate, "export": cmd_export, "generate": cmd_generate, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "prepare": cmd_prepare, "segment": cmd_segment, "evaluate": cmd_evaluate, "export": cmd_export, "generate": cmd_generate, "atlas": cmd_atlas, "info": cmd_info}

@@ -46,18 +46,27 @@ class PreparedSet:
 ARRAY_FIELDS = ("images", "fov", "vessels", "grades", "ids", "sources", "vessel_sources", "mirrored")
 
 
-def prepare_one(sample: Sample, segmenter, size: int, laterality: str | None = "right") -> dict:
-    """One sample -> dict of prepared arrays; raises RetinaganError for a bad input."""
-    rgb = read_rgb(sample.image)
-    mask = read_mask(sample.mask) if sample.mask else fov_mask(rgb)
+def prepare_arrays(
+    rgb: np.ndarray,
+    mask: np.ndarray | None,
+    vessels: np.ndarray | None,
+    segmenter,
+    size: int,
+    laterality: str | None = "right",
+    name: str = "photo",
+) -> dict:
+    """A photo (and its FOV mask and vessel map, where known) -> FOV-cropped square arrays at
+    `size`, mirrored so the optic disc lies on the `laterality` side; vessels made by the
+    segmenter when not given. Keys: images, fov, vessels, vessel_sources, mirrored."""
+    mask = fov_mask(rgb) if mask is None else mask
     if mask.shape != rgb.shape[:2]:
-        raise DatasetError(f"{sample.id}: FOV mask is {mask.shape[::-1]}, photo is {rgb.shape[1::-1]}")
-    if sample.vessels is not None:
-        vessels, vessel_source = read_mask(sample.vessels), "manual"
+        raise DatasetError(f"{name}: FOV mask is {mask.shape[::-1]}, photo is {rgb.shape[1::-1]}")
+    if vessels is not None:
+        vessel_source = "manual"
     elif segmenter is not None:
         vessels, vessel_source = segmenter.segment(rgb, mask), "segmenter"
     else:
-        raise DatasetError(f"{sample.id}: no vessel map and no segmenter given to make one")
+        raise DatasetError(f"{name}: no vessel map and no segmenter given to make one")
     disc_side = find_optic_disc(rgb, mask).side
     image = resize(crop_to_square(rgb, mask), size)
     fov = resize(crop_to_square(mask, mask), size)
@@ -67,15 +76,20 @@ def prepare_one(sample: Sample, segmenter, size: int, laterality: str | None = "
         image, mirrored = normalise_laterality(image, disc_side, laterality)
         fov, _ = normalise_laterality(fov, disc_side, laterality)
         vessels, _ = normalise_laterality(vessels, disc_side, laterality)
+    return dict(images=image, fov=fov, vessels=vessels, vessel_sources=vessel_source, mirrored=mirrored)
+
+
+def prepare_one(sample: Sample, segmenter, size: int, laterality: str | None = "right") -> dict:
+    """One sample -> dict of prepared arrays; raises RetinaganError for a bad input."""
+    rgb = read_rgb(sample.image)
+    mask = read_mask(sample.mask) if sample.mask else None
+    vessels = read_mask(sample.vessels) if sample.vessels is not None else None
+    arrays = prepare_arrays(rgb, mask, vessels, segmenter, size, laterality, name=sample.id)
     return dict(
-        images=image,
-        fov=fov,
-        vessels=vessels,
+        **arrays,
         grades=-1 if sample.grade is None else sample.grade,
         ids=sample.id,
         sources=sample.source,
-        vessel_sources=vessel_source,
-        mirrored=mirrored,
     )
 
 

@@ -22,7 +22,8 @@ from retinagan.models.registry import register_model
 class Pix2PixConfig:
     in_channels: int = 2  # vessel map, field-of-view mask
     out_channels: int = 3  # RGB photo in [-1, 1]
-    base_channels: int = 32  # width of the first level; doubles per level up to 8x
+    base_channels: int = 32  # width of the first level; doubles per level up to max_multiplier x
+    max_multiplier: int = 4  # 4 (not pix2pix's 8): 2.7 M parameters, 5.4 MB in fp16, so every shipped model fits checkpoints/
     image_size: int = 256
     dropout: float = 0.5  # in the three deepest decoder levels; the generator's noise
     grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
@@ -54,7 +55,7 @@ class Pix2PixGenerator(nn.Module):
         super().__init__()
         self.config = config
         depth = config.image_size.bit_length() - 1  # 256 -> 8 levels, down to 1x1
-        widths = [config.base_channels * min(2**i, 8) for i in range(depth)]
+        widths = [config.base_channels * min(2**i, config.max_multiplier) for i in range(depth)]
         self.down = nn.ModuleList(
             [_down(config.in_channels, widths[0], norm=False)]
             + [_down(a, b, norm=i < depth - 2) for i, (a, b) in enumerate(zip(widths, widths[1:]))]

@@ -75,7 +75,7 @@ def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, 
     prepared = prepared.select(keep)
     held = split_holdout(prepared.ids, cfg.holdout_every)
     maps = torch.from_numpy(prepared.vessels).to(torch.uint8)[:, None]  # (N, 1, S, S) uint8 0/1
-    sources = {s: int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
+    sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
     info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades}
     return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], info
 

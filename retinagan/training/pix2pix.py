@@ -64,7 +64,7 @@ def load_pairs(path: str, holdout_every: int) -> tuple[PairSet, PairSet, dict]:
     grades = torch.from_numpy(prepared.grades.astype(np.int64))
     held = split_holdout(prepared.ids, holdout_every)
     part = lambda keep: PairSet(inputs[torch.from_numpy(keep)], photos[torch.from_numpy(keep)], grades[torch.from_numpy(keep)], prepared.ids[keep])  # noqa: E731
-    sources = {s: int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
+    sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
     info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources}
     return part(~held), part(held), info
 

@@ -1,0 +1,281 @@
+"""The explorer app's engine: every model call the app makes goes through here (app.py holds
+UI wiring only). Models load once, lazily; nothing is recomputed per event that can be
+precomputed (latent directions, UMAP positions: the atlas, built offline).
+
+The atlas of a vessel model (`atlas.json` + `atlas.safetensors` beside its weights) holds
+the encoded real trees of its training set with their source and grade, their 2-D UMAP
+positions, prior samples with theirs, and the principal directions of the real codes with a
+label saying what each changes. Latent codes and metrics, not images: no data is shipped.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from retinagan.data.imageio import write_png
+from retinagan.errors import CheckpointError, RetinaganError
+from retinagan.lesions import Lesion, paint
+
+ATLAS_JSON = "atlas.json"
+ATLAS_TENSORS = "atlas.safetensors"
+FEATURE_WORDS = {
+    "area_fraction": "vessel area",
+    "skeleton_length": "total vessel length",
+    "junctions": "branching density",
+    "endpoints": "loose vessel ends",
+    "components": "fragments",
+    "largest_component_share": "connectedness",
+    "fractal_dimension": "complexity",
+    "tortuosity": "tortuosity",
+}
+
+
+@dataclass
+class Atlas:
+    codes: np.ndarray  # (N, l) encoded real trees
+    points: np.ndarray  # (N, 2) their map positions
+    meta: list[dict]  # per real tree: id, source, grade
+    sample_codes: np.ndarray  # (M, l) prior samples (seeds 0..M-1)
+    sample_points: np.ndarray  # (M, 2)
+    directions: np.ndarray  # (K, l) unit principal directions of the real codes
+    scales: np.ndarray  # (K,) standard deviation of the real codes along each
+    labels: list[str]  # what moving along each direction changes
+    method: str  # "umap" or "pca"
+
+    def locate(self, code: np.ndarray, k: int = 8) -> tuple[float, float]:
+        """Map position of any code: inverse-distance mean of its k nearest stored codes' positions."""
+        every = np.concatenate([self.codes, self.sample_codes])
+        where = np.concatenate([self.points, self.sample_points])
+        dist = np.linalg.norm(every - code[None], axis=1)
+        near = np.argsort(dist)[:k]
+        weight = 1 / (dist[near] + 1e-6)
+        x, y = (where[near] * weight[:, None]).sum(0) / weight.sum()
+        return float(x), float(y)
+
+
+def load_atlas(folder: Path) -> Atlas | None:
+    if not (folder / ATLAS_JSON).is_file():
+        return None
+    from safetensors.numpy import load_file
+
+    try:
+        info = json.loads((folder / ATLAS_JSON).read_text())
+        arrays = load_file(str(folder / ATLAS_TENSORS))
+        return Atlas(
+            codes=arrays["codes"], points=arrays["points"], meta=info["meta"], sample_codes=arrays["sample_codes"],
+            sample_points=arrays["sample_points"], directions=arrays["directions"], scales=arrays["scales"],
+            labels=info["labels"], method=info["method"],
+        )
+    except Exception as exc:  # a damaged atlas must not stop the app: it works without one
+        raise CheckpointError(f"{folder}: atlas unreadable ({exc}); rebuild it with python -m retinagan atlas") from exc
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation (along the great circle, radius interpolated linearly)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    ua, ub = a / max(na, 1e-8), b / max(nb, 1e-8)
+    omega = math.acos(float(np.clip(ua @ ub, -1, 1)))
+    if omega < 1e-4:
+        return (1 - t) * a + t * b
+    direction = (math.sin((1 - t) * omega) * ua + math.sin(t * omega) * ub) / math.sin(omega)
+    return direction * ((1 - t) * na + t * nb)
+
+
+class Explorer:
+    """Models found in a checkpoints folder: vessel generators (vae/aae) and a translator (pix2pix)."""
+
+    def __init__(self, checkpoints: str | Path = "checkpoints", translator: str = "pix2pix", segmenter: str = "segmenter"):
+        from retinagan.checkpoint import read_config
+
+        self.root = Path(checkpoints)
+        self.vessel_models: dict[str, dict] = {}
+        self.problems: list[str] = []
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir()) if self.root.is_dir() else []:
+            try:
+                config = read_config(folder)
+            except RetinaganError as exc:
+                self.problems.append(str(exc))
+                continue
+            if config["kind"] in ("vae", "aae"):
+                self.vessel_models[folder.name] = config
+        self.translator_name = translator
+        self.segmenter_name = segmenter
+        self._cache: dict = {}
+
+    # --- models -------------------------------------------------------------------------
+    def names(self) -> list[str]:
+        """Vessel models, the expected best first."""
+        order = ["aae-lsgan-128", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
+        return sorted(self.vessel_models, key=lambda n: (order.index(n) if n in order else len(order), n))
+
+    def generator(self, name: str):
+        from retinagan.inference import VesselGenerator
+
+        if name not in self.vessel_models:
+            raise RetinaganError(f"no vessel model {name!r} in {self.root} (have: {', '.join(self.names()) or 'none'})")
+        return self._load(("vessels", name), lambda: VesselGenerator.load(self.root / name))
+
+    def translator(self):
+        from retinagan.inference import FundusTranslator
+
+        if not (self.root / self.translator_name / "config.json").is_file():
+            return None
+        return self._load("translator", lambda: FundusTranslator.load(self.root / self.translator_name))
+
+    def segmenter(self):
+        from retinagan.inference import Segmenter
+
+        return self._load("segmenter", lambda: Segmenter.load(self.root / self.segmenter_name))
+
+    def atlas(self, name: str) -> Atlas | None:
+        self.generator(name)  # the name check
+        return self._load(("atlas", name), lambda: load_atlas(self.root / name))
+
+    def _load(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def size(self, name: str) -> int:
+        return int(self.vessel_models[name]["model_config"]["image_size"])
+
+    # --- generation -----------------------------------------------------------------------
+    def code(self, name: str, seed: int, offsets: list[float] | None = None) -> np.ndarray:
+        """The prior sample of `seed`, moved `offsets[k]` standard deviations along direction k."""
+        generator = self.generator(name)
+        z = generator.model.latents([int(seed)])[0].numpy().astype(np.float32)
+        atlas = self.atlas(name)
+        if offsets and atlas is not None:
+            for offset, direction, scale in zip(offsets, atlas.directions, atlas.scales):
+                z = z + float(offset) * float(scale) * direction
+        return z
+
+    def decode(self, name: str, codes: np.ndarray) -> np.ndarray:
+        """(N, l) -> (N, S, S) bool vessel maps."""
+        return self.generator(name).decode(np.atleast_2d(codes)) >= 0.5
+
+    def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None) -> np.ndarray | None:
+        """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator."""
+        from retinagan.inference import fov_disc
+
+        translator = self.translator()
+        if translator is None:
+            return None
+        if maps.shape[-1] != translator.size:
+            raise RetinaganError(f"the translator makes {translator.size} px photos; these maps are {maps.shape[-1]} px")
+        grade = grade if translator.grades > 0 else None
+        fov = fov_disc(translator.size, fov_height)
+        out = translator.translate(maps, fov, grade)
+        if lesions:
+            out = np.stack([paint(photo, lesions, fov) for photo in out])
+        return out
+
+    def generate(self, name: str, seed: int, grade: int | None = None, offsets: list[float] | None = None,
+                 fov_height: float = 1.0, lesions: list[Lesion] | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,))."""
+        z = self.code(name, seed, offsets)
+        vessels = self.decode(name, z)
+        photos = self.photos(vessels, grade, fov_height, lesions)
+        return vessels[0], None if photos is None else photos[0], z
+
+    # --- real trees -------------------------------------------------------------------------
+    def tree_from_photo(self, rgb: np.ndarray, size: int) -> np.ndarray:
+        """A fundus photo -> its vessel tree as the models saw them (segmented, FOV-cropped, disc on the right)."""
+        from retinagan.pipeline import prepare_arrays
+
+        return prepare_arrays(rgb, None, None, self.segmenter(), size)["vessels"]
+
+    @staticmethod
+    def tree_from_map(mask: np.ndarray, size: int) -> np.ndarray:
+        """A binary vessel map (any size; assumed FOV-cropped and disc-right already) -> (size, size) bool."""
+        from retinagan.data.preprocess import resize
+
+        if mask.shape[0] != mask.shape[1]:
+            side = max(mask.shape)
+            square = np.zeros((side, side), dtype=bool)
+            top, left = (side - mask.shape[0]) // 2, (side - mask.shape[1]) // 2
+            square[top : top + mask.shape[0], left : left + mask.shape[1]] = mask
+            mask = square
+        return resize(mask, size)
+
+    def encode(self, name: str, tree: np.ndarray) -> np.ndarray:
+        return self.generator(name).encode(tree[None])[0]
+
+    def interpolate(self, name: str, tree_a: np.ndarray, tree_b: np.ndarray, frames: int = 8, mode: str = "linear"):
+        """-> (codes (F, l), maps (F, S, S) bool) from tree A's code to tree B's."""
+        if mode not in ("linear", "spherical"):
+            raise ValueError(f"mode must be 'linear' or 'spherical', not {mode!r}")
+        if not 2 <= frames <= 64:
+            raise RetinaganError("frames must be within 2-64")
+        za, zb = self.encode(name, tree_a), self.encode(name, tree_b)
+        steps = np.linspace(0, 1, frames)
+        codes = np.stack([(1 - t) * za + t * zb if mode == "linear" else slerp(za, zb, t) for t in steps]).astype(np.float32)
+        return codes, self.decode(name, codes)
+
+    # --- export -------------------------------------------------------------------------------
+    def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None) -> Path:
+        """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list."""
+        import csv
+
+        if not 1 <= n <= 10000:
+            raise RetinaganError("number of pairs must be within 1-10000")
+        folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
+        rows = []
+        grades = grades or [None]
+        for k in range(n):
+            grade = grades[k % len(grades)]
+            vessels, photo, _ = self.generate(name, seed + k, grade)
+            row = {"index": k, "seed": seed + k, "model": name, "translator": self.translator_name if photo is not None else "",
+                   "grade": "" if grade is None else grade, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
+            write_png(folder / row["vessels"], vessels)
+            if photo is not None:
+                row["fundus"] = f"fundus/{k:06d}.png"
+                write_png(folder / row["fundus"], photo)
+            rows.append(row)
+            if progress is not None:
+                progress((k + 1) / n, f"{k + 1}/{n} pairs")
+        with (folder / "manifest.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        target = folder.with_suffix(".zip")
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in sorted(folder.rglob("*")):
+                if path.is_file():
+                    archive.write(path, f"retinagan-{name}-seed{seed}/{path.relative_to(folder)}")
+        return target
+
+    def model_table(self) -> list[dict]:
+        """The measured scores stored in each vessel model's config.json (and the translator's)."""
+        table = []
+        for name in self.names():
+            metrics = self.vessel_models[name].get("metrics", {})
+            vessels = metrics.get("evaluate_vessels", {})
+            table.append({
+                "model": name,
+                "latent": self.vessel_models[name]["model_config"]["latent_dim"],
+                "morphology distance": vessels.get("morphology_distance"),
+                "x real-vs-real floor": vessels.get("ratio_to_floor"),
+                "recon Dice, held-out training-set maps": metrics.get("holdout_reconstruction_dice"),
+                "recon Dice, DRIVE test": vessels.get("reconstruction_dice_drive_test"),
+                "diversity (pairwise Dice)": vessels.get("diversity_pairwise_dice"),
+                "nearest-training Dice": vessels.get("nearest_training_dice_mean"),
+            })
+        return table
+
+
+def gif_bytes(frames: list[np.ndarray], duration_ms: int = 160) -> bytes:
+    """Frames (H, W[, 3]) uint8 -> an endlessly looping animated GIF, back and forth."""
+    images = [Image.fromarray(f) for f in frames]
+    images = images + images[-2:0:-1]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0)
+    return buffer.getvalue()
