@@ -29,7 +29,7 @@ CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
 # events do not reach Python through gr.Plot), which then runs the pick callback.
 MAP_CLICK_JS = """
-() => {
+(...inputs) => {
   const attach = () => {
     document.querySelectorAll('#latent-map .js-plotly-plot').forEach((div) => {
       if (div.__retinagan || !div.on) return;
@@ -46,6 +46,7 @@ MAP_CLICK_JS = """
   };
   new MutationObserver(attach).observe(document.body, {childList: true, subtree: true});
   attach();
+  return inputs;  // a js step's result replaces the event's inputs: hand them on unchanged
 }
 """
 
@@ -173,6 +174,29 @@ def _looks_like_map(rgb: np.ndarray) -> bool:
     return bool(grey and np.isin(rgb[..., 0], (0, 255)).mean() > 0.98)
 
 
+TRAINING_PREFIX = "training tree: "
+
+
+def tree_choices(model: str | None) -> list[str]:
+    """skimage's photo and --data photos, then the model's encoded training trees (from its atlas)."""
+    choices = list(real_trees())
+    atlas = explorer().atlas(model) if model else None
+    if atlas is not None:
+        choices += [f"{TRAINING_PREFIX}{row['source']} {row['id']}" for row in atlas.meta]
+    return choices
+
+
+def _pick_code(choice: str | None, upload: str | None, model: str) -> np.ndarray:
+    """The latent code of an interpolation end: stored for training trees, else encoded now."""
+    if not upload and choice and choice.startswith(TRAINING_PREFIX):
+        atlas = explorer().atlas(model)
+        names = [f"{TRAINING_PREFIX}{row['source']} {row['id']}" for row in atlas.meta] if atlas else []
+        if choice not in names:
+            raise RetinaganError(f"{choice[len(TRAINING_PREFIX):]} is not in {model}'s atlas")
+        return atlas.codes[names.index(choice)]
+    return explorer().encode(model, _pick_tree(choice, upload, model))
+
+
 def _pick_tree(choice: str | None, upload: str | None, model: str) -> np.ndarray:
     if upload:
         return tree_from_upload(upload, model)
@@ -188,8 +212,8 @@ def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, gra
         if not model:
             return None, None, None, None, _no_models()
         ex = explorer()
-        tree_a, tree_b = _pick_tree(choice_a, upload_a, model), _pick_tree(choice_b, upload_b, model)
-        _, maps = ex.interpolate(model, tree_a, tree_b, int(frames), mode)
+        za, zb = _pick_code(choice_a, upload_a, model), _pick_code(choice_b, upload_b, model)
+        _, maps = ex.interpolate_codes(model, za, zb, int(frames), mode)
         photos = ex.photos(maps, _grade(grade))
     except (RetinaganError, ValueError) as exc:
         return None, None, None, None, _error(exc)
@@ -220,12 +244,12 @@ def latent_map(model, colour_by, current_seed):
         groups.setdefault(key, []).append(i)
     for key in sorted(groups):
         idx = groups[key]
-        fig.add_trace(go.Scattergl(
+        fig.add_trace(go.Scatter(
             x=atlas.points[idx, 0], y=atlas.points[idx, 1], mode="markers", name=key, marker={"size": 8},
             customdata=[f"real:{i}" for i in idx], text=[f"{atlas.meta[i]['source']} {atlas.meta[i]['id']}" for i in idx],
             hovertemplate="%{text}<extra></extra>",
         ))
-    fig.add_trace(go.Scattergl(
+    fig.add_trace(go.Scatter(
         x=atlas.sample_points[:, 0], y=atlas.sample_points[:, 1], mode="markers", name="generated (seeds)",
         marker={"size": 5, "symbol": "x", "color": "grey"}, customdata=[f"seed:{i}" for i in range(len(atlas.sample_points))],
         text=[f"seed {i}" for i in range(len(atlas.sample_points))], hovertemplate="%{text}<extra></extra>",
@@ -360,7 +384,7 @@ def build_ui() -> gr.Blocks:
     ex = explorer()
     names = ex.names()
     default = names[0] if names else None
-    trees = list(real_trees())
+    trees = tree_choices(default)
     with gr.Blocks(title="retinagan explorer") as demo:
         gr.Markdown(
             "# retinagan explorer\nSynthetic retinal vessel trees (VAE / adversarial autoencoders) and the colour fundus "
@@ -377,7 +401,8 @@ def build_ui() -> gr.Blocks:
                     with gr.Row():
                         shuffle = gr.Button("Random seed")
                         save = gr.Button("Download pair")
-                    sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=f"direction {k + 1}") for k in range(SLIDERS)]
+                    first = slider_updates(default)
+                    sliders = [gr.Slider(-3, 3, value=0, step=0.25, label=u["label"], interactive=u["interactive"]) for u in first]
                     reset = gr.Button("Reset sliders")
                 with gr.Column(scale=2):
                     with gr.Row():
@@ -407,7 +432,7 @@ def build_ui() -> gr.Blocks:
                     choice_a = gr.Dropdown(trees, value=trees[0], label="Tree A")
                     upload_a = gr.File(label="…or upload a photo / vessel map for A", file_types=["image"], type="filepath")
                 with gr.Column():
-                    choice_b = gr.Dropdown(trees, value=trees[-1] if len(trees) > 1 else None, label="Tree B")
+                    choice_b = gr.Dropdown(trees, value=trees[-1], label="Tree B")
                     upload_b = gr.File(label="…or upload a photo / vessel map for B", file_types=["image"], type="filepath")
                 with gr.Column():
                     i_model = gr.Dropdown(names, value=default, label="Vessel model")
@@ -421,6 +446,7 @@ def build_ui() -> gr.Blocks:
                 gif_file = gr.File(label="GIF")
             photo_strip = gr.Image(label="Fundus photos along the path", interactive=False)
             i_message = gr.Markdown()
+            i_model.change(lambda m: [gr.update(choices=tree_choices(m))] * 2, i_model, [choice_a, choice_b], api_visibility="undocumented")
             go_button.click(interpolate, [i_model, choice_a, upload_a, choice_b, upload_b, frames, mode, i_grade],
                             [strip, animation, photo_strip, gif_file, i_message], api_name="interpolate")
 
@@ -435,16 +461,16 @@ def build_ui() -> gr.Blocks:
                 with gr.Column():
                     picked_tree = gr.Image(label="Picked tree", image_mode="L", interactive=False, elem_id="map-tree")
                     picked_photo = gr.Image(label="Its photo", interactive=False)
-                    m_message = gr.Markdown()
+                    m_message = gr.Markdown(elem_id="map-message")
             pick = gr.Textbox(elem_id="map-pick", elem_classes="hidden-bridge", label="picked point")
             for control in (m_model, colour_by, m_seed):
                 control.change(latent_map, [m_model, colour_by, m_seed], [plot, m_message], api_visibility="undocumented")
             demo.load(latent_map, [m_model, colour_by, m_seed], [plot, m_message], js=MAP_CLICK_JS, api_visibility="undocumented")
-            pick.input(pick_point, [m_model, pick, m_grade], [picked_tree, picked_photo, m_message], api_name="pick_point")
+            pick.change(pick_point, [m_model, pick, m_grade], [picked_tree, picked_photo, m_message], api_name="pick_point")
 
         with gr.Tab("Compare"):
             with gr.Row():
-                c_choice = gr.Dropdown(trees, value=trees[0], label="Input tree")
+                c_choice = gr.Dropdown(list(real_trees()), value=list(real_trees())[0], label="Input tree")
                 c_upload = gr.File(label="…or upload a photo / vessel map", file_types=["image"], type="filepath")
                 c_seed = gr.Number(value=0, precision=0, label="First seed")
                 c_button = gr.Button("Compare models", variant="primary")

@@ -211,11 +211,13 @@ class Explorer:
 
     def interpolate(self, name: str, tree_a: np.ndarray, tree_b: np.ndarray, frames: int = 8, mode: str = "linear"):
         """-> (codes (F, l), maps (F, S, S) bool) from tree A's code to tree B's."""
+        return self.interpolate_codes(name, self.encode(name, tree_a), self.encode(name, tree_b), frames, mode)
+
+    def interpolate_codes(self, name: str, za: np.ndarray, zb: np.ndarray, frames: int = 8, mode: str = "linear"):
         if mode not in ("linear", "spherical"):
             raise ValueError(f"mode must be 'linear' or 'spherical', not {mode!r}")
         if not 2 <= frames <= 64:
             raise RetinaganError("frames must be within 2-64")
-        za, zb = self.encode(name, tree_a), self.encode(name, tree_b)
         steps = np.linspace(0, 1, frames)
         codes = np.stack([(1 - t) * za + t * zb if mode == "linear" else slerp(za, zb, t) for t in steps]).astype(np.float32)
         return codes, self.decode(name, codes)

@@ -1,0 +1,157 @@
+"""The explorer driven in a real browser (Chromium via Playwright) on the shipped checkpoints:
+move a slider, run an interpolation, pick a point on the latent map, place a lesion; every
+screenshot must show rendered images, and the browser console must stay free of errors.
+
+Set RETINAGAN_SCREENSHOTS=DIR to keep the screenshots (the README's come from here).
+"""
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHECKPOINTS = Path(os.environ.get("RETINAGAN_APP_CHECKPOINTS", ROOT / "checkpoints"))
+playwright = pytest.importorskip("playwright.sync_api", reason="playwright not installed (pip install playwright)")
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium not installed (apt-get install -y chromium)"),
+    pytest.mark.skipif(not list(CHECKPOINTS.glob("aae-*/atlas.json")), reason="no shipped vessel model with an atlas"),
+    pytest.mark.skipif(not (CHECKPOINTS / "pix2pix" / "config.json").is_file() and "RETINAGAN_APP_CHECKPOINTS" not in os.environ,
+                       reason="no shipped translator"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")}
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--checkpoints", str(CHECKPOINTS)], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail(f"app exited: {proc.stdout.read()}")
+            time.sleep(0.5)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.errors = []
+        page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        page.goto(server)
+        page.wait_for_selector("#gen-vessels img", timeout=60000)
+        yield page
+        browser.close()
+
+
+def idle(page, timeout=60000):
+    """Wait until gradio shows no pending work (no progress/eta overlays)."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("() => !document.querySelector('.pending, .eta-bar, .progress-text')", timeout=timeout)
+
+
+def shot(page, name: str, selector: str | None = None) -> np.ndarray:
+    folder = Path(os.environ.get("RETINAGAN_SCREENSHOTS", "/tmp/retinagan-screens"))
+    folder.mkdir(parents=True, exist_ok=True)
+    target = page.locator(selector) if selector else page
+    target.screenshot(path=str(folder / f"{name}.png"))
+    return np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
+
+
+def image_src(page, selector: str) -> str:
+    return page.locator(f"{selector} img").first.get_attribute("src") or ""
+
+
+def not_blank(pixels: np.ndarray) -> bool:
+    return pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 20
+
+
+def test_generate_slider_updates_the_images(page):
+    idle(page)
+    before = image_src(page, "#gen-vessels")
+    slider = page.locator("input[type=range]").nth(1)  # the FOV slider is first; then the directions
+    slider.fill("2")
+    slider.dispatch_event("input")
+    slider.dispatch_event("change")
+    page.wait_for_function(
+        "(before) => { const i = document.querySelector('#gen-vessels img'); return i && i.src !== before; }", arg=before, timeout=30000
+    )
+    idle(page)
+    assert shot(page, "generate-vessels", "#gen-vessels img").std() > 10
+    if (CHECKPOINTS / "pix2pix" / "config.json").is_file():
+        assert not_blank(shot(page, "generate-photo", "#gen-photo img"))
+    shot(page, "tab-generate")
+    assert page.errors == []
+
+
+def test_interpolation_renders_a_strip(page):
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("button", name="Interpolate").click()
+    page.wait_for_selector("#interp-strip img", timeout=120000)
+    idle(page, 120000)
+    assert shot(page, "interpolate-strip", "#interp-strip img").std() > 10
+    shot(page, "tab-interpolate")
+    assert page.errors == []
+
+
+def test_picking_a_point_on_the_latent_map(page):
+    page.get_by_role("tab", name="Latent map").click()
+    page.wait_for_selector("#latent-map .scatterlayer path.point", timeout=60000)
+    idle(page)
+    point = page.locator("#latent-map .scatterlayer .trace").first.locator("path.point").nth(3)
+    bounds = point.bounding_box()
+    x, y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
+    page.mouse.move(x, y)
+    page.wait_for_timeout(300)
+    page.mouse.click(x, y)
+    page.wait_for_function("() => document.querySelector('#map-message').innerText.includes('decoded')", timeout=60000)
+    page.wait_for_selector("#map-tree img", timeout=60000)
+    idle(page)
+    assert shot(page, "map-tree", "#map-tree img").std() > 5
+    shot(page, "tab-latent-map")
+    assert page.errors == []
+
+
+def test_placing_a_lesion(page):
+    page.get_by_role("tab", name="Lesions").click()
+    page.get_by_role("button", name="Make the photo").click()
+    page.wait_for_selector("#lesion-canvas img", timeout=60000)
+    idle(page)
+    before = shot(page, "lesion-before", "#lesion-canvas img")
+    img = page.locator("#lesion-canvas img")
+    bounds = img.bounding_box()
+    page.mouse.click(bounds["x"] + bounds["width"] * 0.4, bounds["y"] + bounds["height"] * 0.5)
+    page.wait_for_function("() => document.body.innerText.includes('1 lesion(s)')", timeout=30000)
+    idle(page)
+    after = shot(page, "lesion-after", "#lesion-canvas img")
+    assert before.shape == after.shape and np.abs(after.astype(int) - before.astype(int)).sum() > 0
+    shot(page, "tab-lesions")
+    assert page.errors == []
