@@ -1,0 +1,184 @@
+"""The explorer's callbacks called directly, on tiny models trained here (128 px)."""
+import csv
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import app
+from conftest import SEGMENTER, save
+from retinagan.atlas import build_atlas
+from retinagan.explorer import Explorer, slerp
+from retinagan.lesions import Lesion, paint
+from retinagan.models.autoencoder import AutoencoderConfig
+from retinagan.models.pix2pix import Pix2PixConfig
+from retinagan.pipeline import load_prepared
+from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+from retinagan.training.pix2pix import Pix2PixTrainConfig, train_pix2pix
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """aae-lsgan-128 (tiny, with a PCA atlas), vae-128 (no atlas), pix2pix, segmenter."""
+    from conftest import make_fundus
+    from retinagan.data.readers import read_drive
+    from retinagan.pipeline import prepare, save_prepared
+
+    root = tmp_path_factory.mktemp("app")
+    for split, numbers in (("training", (21, 22, 23)), ("test", (1, 2))):
+        for n in numbers:
+            rgb, vessels = make_fundus(seed=n, disc_side="right" if n % 2 else "left")
+            stem = f"{n:02d}_{split}" if split == "test" else f"{n}_{split}"
+            save(root / "drive" / split / "images" / f"{stem}.tif", rgb)
+            save(root / "drive" / split / "1st_manual" / f"{stem.split('_')[0]}_manual1.gif", vessels.astype(np.uint8) * 255)
+            save(root / "drive" / split / "mask" / f"{stem}_mask.gif", ((rgb.max(2) > 0) * 255).astype(np.uint8))
+    samples = read_drive(root / "drive", "training") + read_drive(root / "drive", "test")
+    prepared, _ = prepare(samples, None, size=128, progress=False)
+    data = save_prepared(prepared, root / "maps.npz")
+    folder = root / "checkpoints"
+    tiny = AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=32)
+    for name, variant in (("aae-lsgan-128", "aae"), ("vae-128", "vae")):
+        run = train_autoencoder(AutoencoderTrainConfig(data=str(data), output=str(root / name), model=tiny, variant=variant,
+                                                       steps=3, batch_size=2, holdout_every=3))
+        shutil.copytree(run, folder / name)
+    p2p = train_pix2pix(Pix2PixTrainConfig(data=str(data), output=str(root / "p2p"), model=Pix2PixConfig(base_channels=4, image_size=128),
+                                           disc_channels=4, steps=3, batch_size=2, holdout_every=3))
+    shutil.copytree(p2p, folder / "pix2pix")
+    shutil.copytree(SEGMENTER, folder / "segmenter")
+    from retinagan.inference import VesselGenerator
+
+    build_atlas(VesselGenerator.load(folder / "aae-lsgan-128"), load_prepared(data), folder / "aae-lsgan-128", samples=20, directions=3, method="pca")
+    (folder / "broken").mkdir()
+    (folder / "broken" / "config.json").write_text("{not json")
+    return folder
+
+
+@pytest.fixture
+def ui(checkpoints):
+    app.state.update(explorer=None, checkpoints=str(checkpoints), real_trees=None, data=None)
+    yield app
+    app.state.update(explorer=None, checkpoints=None, real_trees=None)
+
+
+def test_explorer_finds_models_and_reports_broken_ones(checkpoints):
+    ex = Explorer(checkpoints)
+    assert ex.names() == ["aae-lsgan-128", "vae-128"]
+    assert any("broken" in p for p in ex.problems)
+    assert ex.atlas("vae-128") is None and len(ex.atlas("aae-lsgan-128").labels) == 3
+
+
+def test_generate_is_deterministic_and_sliders_move_the_tree(ui):
+    v1, p1, msg = ui.generate(5, "2 moderate", "aae-lsgan-128")
+    v2, p2, _ = ui.generate(5, "2 moderate", "aae-lsgan-128")
+    assert v1.shape == (128, 128) and p1.shape == (128, 128, 3) and "seed 5" in msg
+    assert np.array_equal(v1, v2) and np.array_equal(p1, p2)
+    z0 = ui.explorer().code("aae-lsgan-128", 5)
+    z1 = ui.explorer().code("aae-lsgan-128", 5, [3.0, 0, 0])
+    assert not np.allclose(z0, z1)
+    assert ui.generate_api(5, "unknown", "aae-lsgan-128")[0].shape == (128, 128)
+    none, _, message = ui.generate(5, "unknown", "no-such-model")
+    assert none is None and "no vessel model" in message
+
+
+def test_slider_labels_come_from_the_atlas(ui):
+    updates = ui.slider_updates("aae-lsgan-128")
+    assert updates[0]["label"].startswith("PC1:") and updates[0]["interactive"]
+    assert not updates[-1]["interactive"]  # the atlas has 3 directions, the page 6 sliders
+    assert "no atlas" in ui.slider_updates("vae-128")[0]["label"]
+
+
+def test_interpolation_between_photo_map_and_training_tree(ui, tmp_path):
+    choices = ui.tree_choices("aae-lsgan-128")
+    assert choices[0] == "skimage retina photo" and any(c.startswith(ui.TRAINING_PREFIX) for c in choices)
+    vessel_map = np.zeros((200, 200), np.uint8)
+    vessel_map[90:100, 20:180] = 255
+    upload = str(save(tmp_path / "map.png", vessel_map))
+    strip, gif, photo_strip, gif_file, message = ui.interpolate("aae-lsgan-128", None, upload, choices[-1], None, 5, "spherical", "unknown")
+    assert strip.shape[1] > 5 * 128 and photo_strip.shape[2] == 3 and "5 frames" in message
+    frames = Image.open(gif)
+    total = 0
+    for k in range(frames.n_frames):  # Pillow merges identical neighbours into one longer frame
+        frames.seek(k)
+        total += frames.info["duration"]
+    assert total == (5 + 3) * 160  # there and back, 160 ms a frame
+    strip2 = ui.interpolate("aae-lsgan-128", None, upload, choices[-1], None, 5, "linear", "unknown")[0]
+    assert strip2.shape == strip.shape
+
+
+def test_bad_uploads_give_messages_and_the_app_goes_on(ui, tmp_path):
+    (tmp_path / "notes.png").write_bytes(b"not an image")
+    Image.new("RGB", (10, 10)).save(tmp_path / "tiny.png")
+    for bad, expected in ((tmp_path / "notes.png", "not an image"), (tmp_path / "tiny.png", "10x10")):
+        out = ui.interpolate("aae-lsgan-128", None, str(bad), "skimage retina photo", None, 4, "linear", "unknown")
+        assert out[0] is None and expected in out[-1] and out[-1].startswith("**Could not")
+    assert ui.generate(1, "unknown", "aae-lsgan-128")[0] is not None
+
+
+def test_latent_map_and_picking(ui):
+    fig, message = ui.latent_map("aae-lsgan-128", "source", 3)
+    names = [trace.name for trace in fig.data]
+    assert "drive" in names and "generated (seeds)" in names and names[-1].startswith("current")
+    assert "5 encoded real trees" in message
+    tree, photo, what = ui.pick_point("aae-lsgan-128", "real:2", "unknown")
+    assert tree.shape == (128, 128) and photo.shape == (128, 128, 3) and "decoded" in what
+    assert "seed 7" in ui.pick_point("aae-lsgan-128", "seed:7", "unknown")[2]
+    assert ui.pick_point("aae-lsgan-128", "real:99", "unknown")[2].startswith("**Could not")
+    _, message = ui.latent_map("vae-128", "grade", 0)
+    assert "no atlas" in message
+
+
+def test_compare_reconstructs_with_every_model(ui, tmp_path):
+    vessel_map = np.zeros((128, 128), np.uint8)
+    vessel_map[60:66, 10:120] = 255
+    picture, table, header = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0)
+    assert picture.shape[0] > 3 * 128  # input row + one row per model
+    assert "aae-lsgan-128: Dice" in header and "vae-128: Dice" in header
+    assert list(table["model"]) == ["aae-lsgan-128", "vae-128"]
+
+
+def test_lesions_place_and_undo(ui):
+    canvas, base, placed, _ = ui.lesion_base("aae-lsgan-128", 0, "unknown")
+    event = type("Select", (), {"index": (64, 60)})()
+    painted, placed, message = ui.place_lesion(base, placed, "haemorrhage", 8, event)
+    assert len(placed) == 1 and "1 lesion" in message and not np.array_equal(painted, base)
+    again, placed2, _ = ui.place_lesion(base, placed, "exudate", 6, type("Select", (), {"index": (40, 70)})())
+    undone, placed3, _ = ui.undo_lesion(base, placed2)
+    assert placed3 == placed and np.array_equal(undone, painted)
+
+
+def test_lesion_painter():
+    photo = np.full((64, 64, 3), (180, 90, 40), np.uint8)
+    fov = np.ones((64, 64), bool)
+    fov[:, :10] = False
+    dark = paint(photo, [Lesion("microaneurysm", 30, 30, 2)], fov)
+    bright = paint(photo, [Lesion("exudate", 30, 30, 6)], fov)
+    assert dark[30, 30].sum() < photo[30, 30].sum() and bright[30, 30, 1] > photo[30, 30, 1]
+    assert np.array_equal(paint(photo, [Lesion("haemorrhage", 5, 30, 10)], fov)[:, :10], photo[:, :10])  # never outside the FOV
+    assert np.array_equal(bright, paint(photo, [Lesion("exudate", 30, 30, 6)], fov))
+    with pytest.raises(ValueError, match="unknown lesion"):
+        Lesion("drusen", 1, 1, 1)
+
+
+def test_export_zip_with_manifest(ui):
+    path, message = ui.export("aae-lsgan-128", 3, 10, ["1 mild", "3 severe"], progress=lambda *a, **k: None)
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        manifest = [n for n in names if n.endswith("manifest.csv")][0]
+        rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
+    assert [r["seed"] for r in rows] == ["10", "11", "12"] and [r["grade"] for r in rows] == ["1", "3", "1"]
+    assert sum(n.endswith(".png") for n in names) == 6 and "3 pairs" in message
+    assert ui.export("aae-lsgan-128", 0, 0, [], progress=lambda *a, **k: None)[0] is None
+
+
+def test_slerp_keeps_the_ends_and_the_radius():
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
+    assert np.allclose(slerp(a, b, 0), a) and np.allclose(slerp(a, b, 1), b)
+    assert np.linalg.norm(slerp(a, b, 0.5)) == pytest.approx(1.5)
+
+
+def test_api_names_are_stable(ui):
+    demo = ui.build_ui()
+    names = {fn.api_name for fn in demo.fns.values()}
+    assert {"generate", "interpolate", "pick_point", "compare", "export", "segment", "segment_example"} <= names
