@@ -84,6 +84,8 @@ def generate(seed, grade, model, *offsets, fov_height=1.0):
     note = f"{model}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
     if photo is None:
         note += " (no translator in the checkpoints folder: vessel tree only)"
+    elif _grade(grade) is not None and not explorer().translator().grades:
+        note += f". The shipped translator was trained without grades: grade {_grade(grade)} does not change the photo yet"
     return vessels.astype(np.uint8) * 255, photo, note
 
 

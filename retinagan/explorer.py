@@ -271,6 +271,16 @@ class Explorer:
                 "diversity (pairwise Dice)": vessels.get("diversity_pairwise_dice"),
                 "nearest-training Dice": vessels.get("nearest_training_dice_mean"),
             })
+        translator = self.root / self.translator_name / "config.json"
+        if translator.is_file():
+            fundus = json.loads(translator.read_text()).get("metrics", {}).get("evaluate_fundus", {})
+            table.append({
+                "model": f"{self.translator_name} (translator)",
+                "FID, photos of real trees": fundus.get("fid_from_real_maps"),
+                "FID, real vs real (floor)": fundus.get("fid_real_vs_real"),
+                "KID, photos of real trees": fundus.get("kid_from_real_maps"),
+                "vessel fidelity Dice (held-out)": fundus.get("fidelity_dice_holdout"),
+            })
         return table
 
 

@@ -1,6 +1,6 @@
 """Pictures for the README, made only from skimage's bundled retina photo and model outputs.
 
-python scripts/make_figures.py segmenter|samples [checkpoint ...]
+python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -47,9 +47,32 @@ def samples_figure(checkpoints: list[str], n: int = 6) -> None:
     Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage1-samples.png")
 
 
+def pairs_figure(vessel_checkpoint: str, translator: str, n: int = 5) -> None:
+    """Top: skimage's retina photo, its vessel tree (as the models see it), the translator's
+    photo of that tree. Below: generated trees and their photos, seeds 0..n-1."""
+    from skimage import data
+
+    from retinagan.inference import FundusTranslator, Segmenter, VesselGenerator
+    from retinagan.pipeline import prepare_arrays
+
+    painter = FundusTranslator.load(translator)
+    real = prepare_arrays(data.retina(), None, None, Segmenter.load(DEFAULT_SEGMENTER), painter.size)
+    made = painter.translate(real["vessels"][None], real["fov"])[0]
+    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
+    top = [labelled(real["images"] * real["fov"][..., None], "skimage photo"), labelled(grey(real["vessels"]), "its tree"), labelled(made, "translated")]
+    maps = VesselGenerator.load(vessel_checkpoint).sample(list(range(n))) >= 0.5
+    photos = painter.translate(maps)
+    tiles = [labelled(grey(m), f"seed {i}") for i, m in enumerate(maps)] + [labelled(p, "photo") for p in photos]
+    blank = np.full_like(top[0], 255)
+    rows = top + [blank] * (n - 3) + tiles
+    Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage2-pairs.png")
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
         segmenter_figure()
+    elif sys.argv[1] == "pairs":
+        pairs_figure(sys.argv[2], sys.argv[3])
     else:
         samples_figure(sys.argv[2:])

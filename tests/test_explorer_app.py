@@ -135,7 +135,7 @@ def test_compare_reconstructs_with_every_model(ui, tmp_path):
     picture, table, header = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0)
     assert picture.shape[0] > 3 * 128  # input row + one row per model
     assert "aae-lsgan-128: Dice" in header and "vae-128: Dice" in header
-    assert list(table["model"]) == ["aae-lsgan-128", "vae-128"]
+    assert list(table["model"]) == ["aae-lsgan-128", "vae-128", "pix2pix (translator)"]
 
 
 def test_lesions_place_and_undo(ui):
@@ -182,3 +182,49 @@ def test_api_names_are_stable(ui):
     demo = ui.build_ui()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"generate", "interpolate", "pick_point", "compare", "export", "segment", "segment_example"} <= names
+
+
+def _bad_file(path, kind):
+    if kind == "text":
+        path.write_bytes(b"plain text, not an image")
+    elif kind == "truncated":
+        from io import BytesIO
+
+        buffer = BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 300, 3), dtype=np.uint8)).save(buffer, "JPEG")
+        path.write_bytes(buffer.getvalue()[:2000])
+    elif kind == "rgba":
+        Image.new("RGBA", (128, 128), (0, 0, 0, 0)).save(path)
+    elif kind == "16bit":
+        Image.fromarray((np.eye(128, dtype=np.uint16) * 65535)).save(path)
+    elif kind == "tiny":
+        Image.new("RGB", (10, 10)).save(path)
+    else:  # huge
+        Image.new("L", (8000, 8000)).save(path, optimize=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("text", "not an image"), ("truncated", "truncated"), ("tiny", "10x10"), ("huge", "8000x8000"),
+    ("rgba", None), ("16bit", None),
+])
+def test_every_bad_upload_gets_a_message(ui, tmp_path, kind, expected):
+    """Broken files get a one-line reason; RGBA and 16-bit maps are converted and used."""
+    path = _bad_file(tmp_path / ("upload.jpg" if kind == "truncated" else "upload.png"), kind)
+    out = ui.interpolate("aae-lsgan-128", None, path, "skimage retina photo", None, 3, "linear", "unknown")
+    if expected is None:
+        assert out[0] is not None, out[-1]
+    else:
+        assert out[0] is None and out[-1].startswith("**Could not") and expected in out[-1].lower().replace(" x ", "x")
+    compared = ui.compare(None, path, 0)
+    assert (compared[0] is None) == (expected is not None)
+    assert ui.generate(2, "unknown", "aae-lsgan-128")[0] is not None  # still serving
+
+
+def test_data_folder_trees_are_offered(ui, drive_like):
+    ui.state.update(data=str(drive_like / "training"), real_trees=None)
+    choices = ui.tree_choices("aae-lsgan-128")
+    assert any(c.startswith("drive ") for c in choices)
+    first = next(c for c in choices if c.startswith("drive "))
+    out = ui.interpolate("aae-lsgan-128", first, None, "skimage retina photo", None, 3, "linear", "unknown")
+    assert out[0] is not None, out[-1]

@@ -1,0 +1,146 @@
+"""Explorer app speed on this machine, with the shipped checkpoints (figures printed, never asserted).
+
+  python bench/bench_app.py [--calls 50] [--long 500] [--model aae-lsgan-128]
+
+Measures: cold start (process start to the first page served), /generate latency through
+gradio_client (p50 / p95 over --calls, then the first and last 50 of --long calls to show
+any growth), the server's resident memory, and the floors: the models' own time per call
+(in-process), their FLOPs over the CPU's measured matmul rate (arithmetic floor), and a
+Gradio app returning two 256-px images without any model (framework floor).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(args: list[str], port: int) -> tuple[subprocess.Popen, float]:
+    """Start a server; seconds until its page answers."""
+    import urllib.request
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1).read()
+            return proc, time.perf_counter() - t0
+        except OSError:
+            if proc.poll() is not None:
+                raise SystemExit(f"server {args} exited with {proc.returncode}")
+            time.sleep(0.1)
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def latencies(client, api: str, args_of, count: int) -> np.ndarray:
+    out = []
+    for k in range(count):
+        t0 = time.perf_counter()
+        client.predict(*args_of(k), api_name=api)
+        out.append((time.perf_counter() - t0) * 1000)
+    return np.array(out)
+
+
+def model_floor(model: str) -> tuple[float, float, float]:
+    """(ms per call in-process, GFLOPs per call, measured GFLOP/s of a matmul)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from retinagan.explorer import Explorer
+
+    ex = Explorer(ROOT / "checkpoints")
+    ex.generate(model, 0)  # load and warm up
+    times = []
+    for seed in range(30):
+        t0 = time.perf_counter()
+        ex.generate(model, seed)
+        times.append((time.perf_counter() - t0) * 1000)
+    with FlopCounterMode(display=False) as counter:
+        ex.generate(model, 1)
+    a = torch.randn(1024, 1024)
+    t0 = time.perf_counter()
+    for _ in range(20):
+        a @ a
+    rate = 20 * 2 * 1024**3 / (time.perf_counter() - t0) / 1e9
+    return float(np.median(times)), counter.get_total_flops() / 1e9, rate
+
+
+FRAMEWORK_APP = textwrap.dedent("""
+    import os, sys
+    os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+    import gradio as gr, numpy as np
+    a, b = np.zeros((256, 256), np.uint8), np.zeros((256, 256, 3), np.uint8)
+    with gr.Blocks() as demo:
+        s, g, m = gr.Number(), gr.Textbox(), gr.Textbox()
+        o1, o2 = gr.Image(), gr.Image()
+        gr.Button().click(lambda *x: (a, b), [s, g, m], [o1, o2], api_name="generate")
+    demo.queue().launch(server_port=int(sys.argv[1]))
+""")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--long", type=int, default=500)
+    parser.add_argument("--model", default="aae-lsgan-128")
+    args = parser.parse_args()
+    from gradio_client import Client
+
+    port = free_port()
+    proc, cold = start(["app.py", "--port", str(port)], port)
+    print(f"cold start to first page: {cold:.1f} s")
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        generate = lambda k: (k, "unknown", args.model)  # noqa: E731
+        latencies(client, "/generate", generate, 5)  # warm-up: models load on first use
+        lat = latencies(client, "/generate", generate, args.calls)
+        print(f"/generate via gradio_client, {args.calls} calls: p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms")
+        if args.long:
+            more = latencies(client, "/generate", generate, args.long)
+            print(f"{args.long} more calls: first 50 p50 {np.median(more[:50]):.0f} ms, last 50 p50 {np.median(more[-50:]):.0f} ms")
+        print(f"server memory (RSS) after the calls: {rss_mb(proc.pid):.0f} MB")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(FRAMEWORK_APP)
+    port = free_port()
+    proc, _ = start([f.name, str(port)], port)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        latencies(client, "/generate", lambda k: (k, "", ""), 5)
+        floor = latencies(client, "/generate", lambda k: (k, "", ""), args.calls)
+        print(f"framework floor (Gradio returning two 256-px images, no model): p50 {np.percentile(floor, 50):.0f} ms")
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    ms, gflops, rate = model_floor(args.model)
+    print(f"models in-process: {ms:.0f} ms a call ({gflops:.2f} GFLOP; arithmetic floor {gflops / rate * 1000:.0f} ms at the measured {rate:.0f} GFLOP/s)")
+
+
+if __name__ == "__main__":
+    main()
