@@ -89,6 +89,35 @@ def model_floor(model: str) -> tuple[float, float, float]:
     return float(np.median(times)), counter.get_total_flops() / 1e9, rate
 
 
+def load_test(port: int, model: str, clients: int, per_client: int, pid: int) -> None:
+    """clients concurrent gradio_client clients x per_client /generate calls each."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gradio_client import Client
+
+    def one(c: int):
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        times, errors = [], 0
+        for k in range(per_client):
+            t0 = time.perf_counter()
+            try:
+                client.predict(c * 1000 + k, "unknown", model, api_name="/generate")
+            except Exception:  # noqa: BLE001 - counted, not raised: the figure is the error count
+                errors += 1
+            times.append((time.perf_counter() - t0) * 1000)
+        return times, errors
+
+    before = rss_mb(pid)
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        results = list(pool.map(one, range(clients)))
+    wall = time.perf_counter() - t0
+    lat = np.concatenate([r[0] for r in results])
+    errors = sum(r[1] for r in results)
+    print(f"load: {clients} clients x {per_client} calls in {wall:.0f} s ({len(lat) / wall:.1f} calls/s), {errors} errors, "
+          f"p50 {np.percentile(lat, 50):.0f} ms, p95 {np.percentile(lat, 95):.0f} ms; RSS {before:.0f} -> {rss_mb(pid):.0f} MB")
+
+
 FRAMEWORK_APP = textwrap.dedent("""
     import os, sys
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
@@ -107,6 +136,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--long", type=int, default=500)
     parser.add_argument("--model", default="aae-lsgan-128")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent gradio_client clients for the load test (0: skip)")
+    parser.add_argument("--per-client", type=int, default=50)
     args = parser.parse_args()
     from gradio_client import Client
 
@@ -123,6 +154,8 @@ def main() -> None:
             more = latencies(client, "/generate", generate, args.long)
             print(f"{args.long} more calls: first 50 p50 {np.median(more[:50]):.0f} ms, last 50 p50 {np.median(more[-50:]):.0f} ms")
         print(f"server memory (RSS) after the calls: {rss_mb(proc.pid):.0f} MB")
+        if args.clients:
+            load_test(port, args.model, args.clients, args.per_client, proc.pid)
     finally:
         proc.terminate()
         proc.wait(10)
