@@ -476,7 +476,7 @@ def build_ui() -> gr.Blocks:
                 c_upload = gr.File(label="…or upload a photo / vessel map", file_types=["image"], type="filepath")
                 c_seed = gr.Number(value=0, precision=0, label="First seed")
                 c_button = gr.Button("Compare models", variant="primary")
-            c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False)
+            c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False, elem_id="compare-grid")
             c_message = gr.Markdown()
             c_table = gr.Dataframe(label="Measured scores (from each checkpoint's config.json)", value=table_rows() if names else None)
             c_button.click(compare, [c_choice, c_upload, c_seed], [c_grid, c_table, c_message], api_name="compare")
@@ -501,12 +501,12 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Export"):
             with gr.Row():
                 e_model = gr.Dropdown(names, value=default, label="Vessel model")
-                e_n = gr.Number(value=16, precision=0, label="Pairs")
+                e_n = gr.Number(value=16, precision=0, label="Pairs", elem_id="export-n")
                 e_seed = gr.Number(value=0, precision=0, label="First seed")
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
-            e_message = gr.Markdown()
+            e_message = gr.Markdown(elem_id="export-message")
             e_button.click(export, [e_model, e_n, e_seed, e_grades], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
@@ -518,7 +518,7 @@ def build_ui() -> gr.Blocks:
             with gr.Row():
                 s_photo = gr.Image(label="Photo", interactive=False)
                 s_vessels = gr.Image(label="Vessel map", interactive=False, image_mode="L")
-                combined = gr.Image(label="Overlay", interactive=False)
+                combined = gr.Image(label="Overlay", interactive=False, elem_id="segment-overlay")
             outs = [s_photo, s_vessels, combined, s_message]
             upload.change(segment_upload, upload, outs, api_name="segment")
             example.click(lambda: segment_upload(example_photo_path()), None, outs, api_name="segment_example")

@@ -155,3 +155,25 @@ def test_placing_a_lesion(page):
     assert before.shape == after.shape and np.abs(after.astype(int) - before.astype(int)).sum() > 0
     shot(page, "tab-lesions")
     assert page.errors == []
+
+
+def test_compare_export_and_segment_tabs(page):
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_role("button", name="Compare models").click()
+    page.wait_for_selector("#compare-grid img", timeout=120000)
+    idle(page, 120000)
+    assert shot(page, "compare-grid", "#compare-grid img").std() > 10
+    shot(page, "tab-compare")
+    page.get_by_role("tab", name="Export").click()
+    page.locator("#export-n input").fill("2")
+    page.get_by_role("button", name="Export zip").click()
+    page.wait_for_function("() => document.querySelector('#export-message').innerText.includes('2 pairs')", timeout=120000)
+    idle(page)
+    shot(page, "tab-export")
+    page.get_by_role("tab", name="Segment vessels").click()
+    page.get_by_role("button", name="Try skimage's retina photo").click()
+    page.wait_for_selector("#segment-overlay img", timeout=120000)
+    idle(page, 120000)
+    assert not_blank(shot(page, "segment-overlay", "#segment-overlay img"))
+    shot(page, "tab-segment")
+    assert page.errors == []
