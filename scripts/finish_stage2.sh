@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# After training: ship the translator, score it, build the app's atlases, make the README's
+# pictures and screenshots.
+#   PY=python PREPARED=runs/prepared-256.npz bash scripts/finish_stage2.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-python}
+PREPARED=${PREPARED:-runs/prepared-256.npz}
+MODELS=(aae-lsgan-128 aae-bce-128 aae-dual-128 vae-128 aae-lsgan-32)
+$PY -m retinagan export --checkpoint runs/p2p/pix2pix/checkpoint --output checkpoints/pix2pix
+$PY -m retinagan evaluate fundus --checkpoint checkpoints/pix2pix --real "$PREPARED" \
+  --vessels checkpoints/aae-lsgan-128 --n 87 --json --store | tail -1 > runs/p2p/eval.json
+for name in "${MODELS[@]}"; do
+  [ -f "checkpoints/$name/config.json" ] && $PY -m retinagan atlas --checkpoint "checkpoints/$name" --data "$PREPARED"
+done
+$PY scripts/make_figures.py samples $(for n in "${MODELS[@]}"; do [ -f "checkpoints/$n/config.json" ] && echo "checkpoints/$n"; done)
+$PY scripts/make_figures.py pairs checkpoints/aae-lsgan-128 checkpoints/pix2pix
+RETINAGAN_SCREENSHOTS=docs/screens $PY -m pytest -q tests/test_browser.py
+$PY scripts/results_table.py
