@@ -162,8 +162,10 @@ class Explorer:
         """(N, l) -> (N, S, S) bool vessel maps."""
         return self.generator(name).decode(np.atleast_2d(codes)) >= 0.5
 
-    def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None) -> np.ndarray | None:
-        """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator."""
+    def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None,
+               look_seed: int | None = None) -> np.ndarray | None:
+        """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator.
+        look_seed picks the photos' overall look (a training photo's colour and contrast); None: the average look."""
         from retinagan.inference import fov_disc
 
         translator = self.translator()
@@ -173,7 +175,7 @@ class Explorer:
             raise RetinaganError(f"the translator makes {translator.size} px photos; these maps are {maps.shape[-1]} px")
         grade = grade if translator.grades > 0 else None
         fov = fov_disc(translator.size, fov_height)
-        out = translator.translate(maps, fov, grade)
+        out = translator.translate(maps, fov, grade, look_seed=look_seed)
         if lesions:
             out = np.stack([paint(photo, lesions, fov) for photo in out])
         return out
@@ -183,7 +185,7 @@ class Explorer:
         """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,))."""
         z = self.code(name, seed, offsets)
         vessels = self.decode(name, z)
-        photos = self.photos(vessels, grade, fov_height, lesions)
+        photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed))
         return vessels[0], None if photos is None else photos[0], z
 
     # --- real trees -------------------------------------------------------------------------

@@ -70,9 +70,9 @@ def export_samples(
             photos = None
             if translator is not None:
                 if noise:
-                    photos = [translator.translate(m[None], fov, grade, noise_seed=seed + k)[0] for k, m in zip(chunk, maps)]
+                    photos = [translator.translate(m[None], fov, grade, noise_seed=seed + k, look_seed=seed + k)[0] for k, m in zip(chunk, maps)]
                 else:
-                    photos = translator.translate(maps, fov, grade)
+                    photos = translator.translate(maps, fov, grade, look_seed=[seed + k for k in chunk])
             for i, (k, vessel_map) in enumerate(zip(chunk, maps)):
                 row = {**expected(k), "index": k, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
                 write_png(output / row["vessels"], vessel_map)

@@ -127,6 +127,18 @@ class FundusTranslator:
     def __init__(self, model: torch.nn.Module, config: dict):
         self.model = model
         self.config = config
+        bank = config.get("appearance_bank") or []
+        self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1)
+
+    def look(self, seed: int | None) -> np.ndarray | None:
+        """The appearance input: a training photo's look picked by seed, or their mean (None)."""
+        if self.model.config.appearance_dim == 0:
+            return None
+        if len(self.looks) == 0:
+            return np.zeros(self.model.config.appearance_dim, np.float32)
+        if seed is None:
+            return self.looks.mean(0)
+        return self.looks[np.random.default_rng(int(seed)).integers(len(self.looks))]
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":
@@ -148,12 +160,15 @@ class FundusTranslator:
         fov: np.ndarray | None = None,
         grade: int | None = None,
         noise_seed: int | None = None,
+        look_seed: int | list[int] | None = None,
     ) -> np.ndarray:
         """(N, S, S) vessel maps (bool or probabilities >= 0.5) -> (N, S, S, 3) uint8 photos.
 
         fov: (S, S) or (N, S, S) masks, default a full disc. grade: 0-4 or None (unknown).
         noise_seed: None runs the generator without its dropout noise (one photo per map);
         an int turns the dropout on with that seed, per map, so the result is reproducible.
+        look_seed: the photo's overall look (colour, contrast) is a training photo's, picked by
+        this seed (one per map, or one for all); None gives the average look.
         """
         vessels = np.asarray(vessels)
         if vessels.ndim != 3 or vessels.shape[1:] != (self.size, self.size):
@@ -168,23 +183,30 @@ class FundusTranslator:
             if not -1 <= value < self.grades:
                 raise ValueError(f"grade must be 0-{self.grades - 1}, not {grade}")
             grades = torch.full((len(x),), value, dtype=torch.long, device=x.device)
+        looks = None
+        if self.model.config.appearance_dim > 0:
+            seeds = look_seed if isinstance(look_seed, (list, tuple, np.ndarray)) else [look_seed] * len(x)
+            if len(seeds) != len(x):
+                raise ValueError(f"{len(seeds)} look seeds for {len(x)} maps")
+            looks = torch.from_numpy(np.stack([self.look(s) for s in seeds])).to(x.device)
         self.model.eval()
+        pick = lambda t, i: None if t is None else t[i : i + 1]  # noqa: E731
         if noise_seed is None:
-            photos = self.model(x, grades)
+            photos = self.model(x, grades, looks)
         else:
-            photos = torch.cat([self._noisy(x[i : i + 1], None if grades is None else grades[i : i + 1], noise_seed) for i in range(len(x))])
+            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed) for i in range(len(x))])
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
         photos = torch.where(inside, photos, -1.0)  # black outside the FOV
         return ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
-    def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, seed: int) -> torch.Tensor:
+    def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, looks: torch.Tensor | None, seed: int) -> torch.Tensor:
         dropouts = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for m in dropouts:
                 m.train()
             try:
-                return self.model(x, grades)
+                return self.model(x, grades, looks)
             finally:
                 for m in dropouts:
                     m.eval()

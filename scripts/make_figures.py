@@ -61,7 +61,7 @@ def pairs_figure(vessel_checkpoint: str, translator: str, n: int = 5) -> None:
     grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
     top = [labelled(real["images"] * real["fov"][..., None], "skimage photo"), labelled(grey(real["vessels"]), "its tree"), labelled(made, "translated")]
     maps = VesselGenerator.load(vessel_checkpoint).sample(list(range(n))) >= 0.5
-    photos = painter.translate(maps)
+    photos = painter.translate(maps, look_seed=list(range(n)))
     tiles = [labelled(grey(m), f"seed {i}") for i, m in enumerate(maps)] + [labelled(p, "photo") for p in photos]
     blank = np.full_like(top[0], 255)
     rows = top + [blank] * (n - 3) + tiles

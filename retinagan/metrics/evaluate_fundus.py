@@ -149,7 +149,7 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     net = inception()
     feats_a = inception_features(net, photos[half_a], desc="real A")
     feats_b = inception_features(net, photos[~half_a], desc="real B")
-    made_b = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a])
+    made_b = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=list(range(int((~half_a).sum()))))
     feats_made = inception_features(net, made_b, desc="from real maps")
     result = {
         "n_real_a": int(half_a.sum()),
@@ -159,7 +159,7 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     }
     result["kid_real_vs_real"], result["kid_real_vs_real_std"] = kid(feats_b, feats_a)
     result["kid_from_real_maps"], result["kid_from_real_maps_std"] = kid(feats_made, feats_a)
-    made_held = translator.translate(prepared.vessels[held], prepared.fov[held])
+    made_held = translator.translate(prepared.vessels[held], prepared.fov[held], look_seed=list(range(int(held.sum()))))
     result["fidelity_dice_holdout"] = float(fidelity(segmenter, made_held, prepared.vessels[held], prepared.fov[held]).mean())
     result["fidelity_dice_real_photos"] = float(fidelity(segmenter, photos[held], prepared.vessels[held], prepared.fov[held]).mean())
     result["n_holdout"] = int(held.sum())
@@ -170,7 +170,8 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     if generator is not None and n > 0:
         maps = generator.sample(list(range(seed, seed + n))) >= 0.5
         fovs = prepared.fov[~half_a][np.arange(n) % int((~half_a).sum())]
-        made = np.concatenate([translator.translate(maps[i : i + 16], fovs[i : i + 16]) for i in range(0, n, 16)])
+        made = np.concatenate([translator.translate(maps[i : i + 16], fovs[i : i + 16], look_seed=list(range(seed + i, seed + min(i + 16, n))))
+                               for i in range(0, n, 16)])
         feats = inception_features(net, made, desc="from samples")
         result["n_samples"] = n
         result["fid_from_samples"] = fid(feats, feats_a)

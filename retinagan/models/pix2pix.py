@@ -26,7 +26,8 @@ class Pix2PixConfig:
     max_multiplier: int = 4  # 4 (not pix2pix's 8): 2.7 M parameters, 5.4 MB in fp16, so every shipped model fits checkpoints/
     image_size: int = 256
     dropout: float = 0.5  # in the three deepest decoder levels; the generator's noise
-    grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
+    grades: int = 5  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
+    appearance_dim: int = 6  # 6: condition on the photo's look (per-channel FOV mean and spread); 0: off
 
 
 def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
@@ -68,11 +69,13 @@ class Pix2PixGenerator(nn.Module):
         # Sub-pixel head: the last conv runs at half resolution, PixelShuffle makes the full one.
         self.head = nn.Sequential(nn.Conv2d(widths[0] * 2, 4 * config.out_channels, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh())
         self.grade = nn.Embedding(config.grades + 1, widths[-1]) if config.grades > 0 else None
+        self.appearance = nn.Linear(config.appearance_dim, widths[-1]) if config.appearance_dim > 0 else None
 
-    def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None, appearance: torch.Tensor | None = None) -> torch.Tensor:
         """(B, in_channels, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
 
         grade: (B,) long, 0..grades-1, or -1 for unknown; ignored when the model has no grades.
+        appearance: (B, appearance_dim) (see `appearance_of`); zeros when not given.
         """
         skips = []
         h = x * 2 - 1
@@ -84,10 +87,29 @@ class Pix2PixGenerator(nn.Module):
                 grade = torch.full((len(x),), -1, dtype=torch.long, device=x.device)
             slot = torch.where(grade < 0, self.config.grades, grade)  # the last slot is "unknown"
             h = h + self.grade(slot)[:, :, None, None]
+        if self.appearance is not None:
+            if appearance is None:
+                appearance = torch.zeros(len(x), self.config.appearance_dim, device=x.device)
+            h = h + self.appearance(appearance)[:, :, None, None]
         skips.pop()
         for block in self.up:
             h = torch.cat([block(h), skips.pop()], dim=1)
         return self.head(h)
+
+
+APPEARANCE_DIM = 6
+
+
+def appearance_of(photos: torch.Tensor, fov: torch.Tensor) -> torch.Tensor:
+    """A photo's overall look: per-channel mean and standard deviation inside the FOV.
+
+    photos (B, 3, S, S) uint8 or in [0, 255]; fov (B, S, S) bool -> (B, 6) in [0, 1]."""
+    x = photos.float() / 255
+    w = fov[:, None].float()
+    count = w.sum(dim=(2, 3)).clamp(min=1)
+    mean = (x * w).sum(dim=(2, 3)) / count
+    var = (((x - mean[..., None, None]) ** 2) * w).sum(dim=(2, 3)) / count
+    return torch.cat([mean, var.sqrt()], dim=1)
 
 
 class PatchDiscriminator(nn.Module):

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss
-from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
 from retinagan.training.common import EMA, StatsLog, cosine_lr, seed_everything
@@ -53,6 +53,7 @@ class PairSet:
     inputs: torch.Tensor
     photos: torch.Tensor
     grades: torch.Tensor  # (N,) long, -1 unknown
+    appearance: torch.Tensor  # (N, 6) float: each photo's look (appearance_of)
     ids: np.ndarray
 
 
@@ -63,7 +64,8 @@ def load_pairs(path: str, holdout_every: int) -> tuple[PairSet, PairSet, dict]:
     photos = torch.from_numpy((prepared.images * fov[..., None]).transpose(0, 3, 1, 2).copy())  # black outside the FOV
     grades = torch.from_numpy(prepared.grades.astype(np.int64))
     held = split_holdout(prepared.ids, holdout_every)
-    part = lambda keep: PairSet(inputs[torch.from_numpy(keep)], photos[torch.from_numpy(keep)], grades[torch.from_numpy(keep)], prepared.ids[keep])  # noqa: E731
+    looks = appearance_of(photos, torch.from_numpy(prepared.fov))
+    part = lambda keep: PairSet(*(t[torch.from_numpy(keep)] for t in (inputs, photos, grades, looks)), prepared.ids[keep])  # noqa: E731
     sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
     info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources}
     return part(~held), part(held), info
@@ -87,12 +89,20 @@ def to_uint8(photos: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def translate(generator: Pix2PixGenerator, inputs: torch.Tensor, grades: torch.Tensor | None = None, batch: int = 8) -> np.ndarray:
+def translate(generator: Pix2PixGenerator, pairs: "PairSet", count: int | None = None, batch: int = 8) -> np.ndarray:
+    """The generator's photos of a pair set's maps, each with its own photo's grade and look."""
     out = []
-    for i in range(0, len(inputs), batch):
-        grade = grades[i : i + batch] if grades is not None else None
-        out.append(to_uint8(generator(inputs[i : i + batch].float(), grade)))
+    for i in range(0, count or len(pairs.inputs), batch):
+        part = slice(i, min(i + batch, count or len(pairs.inputs)))
+        out.append(to_uint8(generator(pairs.inputs[part].float(), *conditions(generator.config, pairs, part))))
     return np.concatenate(out)
+
+
+def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
+    """(grade, appearance) inputs for these pairs, None where the model takes no such input."""
+    grade = pairs.grades[index] if config.grades > 0 else None
+    look = pairs.appearance[index] if config.appearance_dim > 0 else None
+    return grade, look
 
 
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
@@ -117,6 +127,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     stats = StatsLog(out / "stats.jsonl")
     stats.truncate(start_step)
     show = holdout.inputs[:8]
+    if cfg.model.appearance_dim not in (0, 6):
+        raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     started, sums = time.time() - elapsed, {}
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step")):
         for optimizer in optimizers.values():
@@ -124,8 +136,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
                 group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         index = torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"])
         inputs, photos = augment_pairs(*to_float(train.inputs[index], train.photos[index]), generators["data"])
-        grades = train.grades[index] if cfg.model.grades > 0 else None
-        losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=torch.channels_last), photos, grades)
+        grades, looks = conditions(cfg.model, train, index)  # a top-bottom flip keeps the look
+        losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=torch.channels_last), photos, grades, looks)
         ema.update(generator, step + 1)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value
@@ -136,7 +148,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if done % cfg.sample_every == 0 or done == cfg.steps:
-            fakes = translate(ema.model, show).astype(np.float32) / 255
+            fakes = translate(ema.model, holdout, count=len(show)).astype(np.float32) / 255
             reals = holdout.photos[:8].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
             vessels = np.repeat(show[:, :1].permute(0, 2, 3, 1).numpy().astype(np.float32), 3, axis=3)
             save_grid(out / "samples" / f"step-{done:06d}.png", np.concatenate([vessels, fakes, reals]), columns=len(show))
@@ -144,6 +156,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         if done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     info = dict(
+        appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
         training_data=f"prepared set {cfg.data}: {data_info}",
         steps=cfg.steps,
         wall_time_s=round(time.time() - started, 1),
@@ -156,14 +169,14 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
 @torch.no_grad()
 def holdout_l1(generator: Pix2PixGenerator, holdout: PairSet) -> float:
     """Mean absolute error (0-255 scale) between translated held-out maps and their real photos."""
-    fakes = translate(generator, holdout.inputs, holdout.grades if generator.config.grades > 0 else None)
+    fakes = translate(generator, holdout)
     reals = holdout.photos.permute(0, 2, 3, 1).numpy()
     return float(np.abs(fakes.astype(np.float32) - reals).mean())
 
 
-def train_step(cfg, generator, disc, optimizers, inputs, photos, grades) -> dict[str, torch.Tensor]:
+def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None) -> dict[str, torch.Tensor]:
     vessels = inputs[:, :1]
-    fake = generator(inputs, grades)
+    fake = generator(inputs, grades, looks)
     # Generator: fool the discriminator, stay close to the real photo.
     disc.requires_grad_(False)
     fool = generator_loss(disc(vessels, fake), cfg.adversarial)
