@@ -342,6 +342,22 @@ def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
     return _render(base, lesions), lesions, f"{len(lesions)} lesion(s); last: {kind} at ({x}, {y})"
 
 
+def lesions_api(model: str, seed: float, grade: str, lesions_json: str):
+    """/lesions: (model, seed, grade, lesions as JSON [{"kind", "x", "y", "size"}, ...]) -> (photo, message)."""
+    import json
+
+    _, photo, message = generate(seed, grade, model)
+    if photo is None:
+        return None, message
+    try:
+        lesions = json.loads(lesions_json or "[]")
+        if not isinstance(lesions, list):
+            raise ValueError("lesions must be a JSON list")
+        return _render(photo, lesions), f"{len(lesions)} lesion(s) on {model}, seed {int(seed)}"
+    except (ValueError, TypeError) as exc:
+        return None, _error(exc)
+
+
 def undo_lesion(base, lesions):
     lesions = (lesions or [])[:-1]
     return (None if base is None else _render(base, lesions)), lesions, f"{len(lesions)} lesion(s)"
@@ -465,8 +481,9 @@ def build_ui() -> gr.Blocks:
                     picked_photo = gr.Image(label="Its photo", interactive=False)
                     m_message = gr.Markdown(elem_id="map-message")
             pick = gr.Textbox(elem_id="map-pick", elem_classes="hidden-bridge", label="picked point")
-            for control in (m_model, colour_by, m_seed):
+            for control in (m_model, colour_by):
                 control.change(latent_map, [m_model, colour_by, m_seed], [plot, m_message], api_visibility="undocumented")
+            m_seed.change(latent_map, [m_model, colour_by, m_seed], [plot, m_message], api_name="latent_map")
             demo.load(latent_map, [m_model, colour_by, m_seed], [plot, m_message], js=MAP_CLICK_JS, api_visibility="undocumented")
             pick.change(pick_point, [m_model, pick, m_grade], [picked_tree, picked_photo, m_message], api_name="pick_point")
 
@@ -497,6 +514,8 @@ def build_ui() -> gr.Blocks:
             l_start.click(lesion_base, [l_model, l_seed, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
             canvas.select(place_lesion, [base, placed, kind, size], [canvas, placed, l_message], api_visibility="undocumented")
             undo.click(undo_lesion, [base, placed], [canvas, placed, l_message], api_visibility="undocumented")
+            lesion_json = gr.Textbox(visible=False)
+            gr.Button(visible=False).click(lesions_api, [l_model, l_seed, l_grade, lesion_json], [canvas, l_message], api_name="lesions")
 
         with gr.Tab("Export"):
             with gr.Row():

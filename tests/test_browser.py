@@ -177,3 +177,20 @@ def test_compare_export_and_segment_tabs(page):
     assert not_blank(shot(page, "segment-overlay", "#segment-overlay img"))
     shot(page, "tab-segment")
     assert page.errors == []
+
+
+def test_generate_through_gradio_client(server):
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from gradio_client import Client
+
+    client = Client(server + "/", verbose=False)
+    vessels, photo = client.predict(7, "2 moderate", _first_model(), api_name="/generate")
+    again, _ = client.predict(7, "2 moderate", _first_model(), api_name="/generate")
+    a, b = np.asarray(Image.open(vessels)), np.asarray(Image.open(again))
+    assert a.shape[:2] == (256, 256) or a.shape[:2] == (128, 128)
+    assert np.array_equal(a, b)  # same seed, same tree
+    assert np.asarray(Image.open(photo)).ndim == 3
+
+
+def _first_model() -> str:
+    return sorted(p.parent.name for p in CHECKPOINTS.glob("aae-*/atlas.json"))[0]

@@ -181,7 +181,15 @@ def test_slerp_keeps_the_ends_and_the_radius():
 def test_api_names_are_stable(ui):
     demo = ui.build_ui()
     names = {fn.api_name for fn in demo.fns.values()}
-    assert {"generate", "interpolate", "pick_point", "compare", "export", "segment", "segment_example"} <= names
+    assert {"generate", "interpolate", "latent_map", "pick_point", "compare", "lesions", "export", "segment", "segment_example"} <= names
+
+
+def test_lesions_api(ui):
+    photo, message = ui.lesions_api("aae-lsgan-128", 0, "unknown", '[{"kind": "exudate", "x": 60, "y": 64, "size": 6}]')
+    plain = ui.generate(0, "unknown", "aae-lsgan-128")[1]
+    assert photo.shape == plain.shape and not np.array_equal(photo, plain) and "1 lesion" in message
+    assert ui.lesions_api("aae-lsgan-128", 0, "unknown", '{"kind": 1}')[0] is None
+    assert "unknown lesion" in ui.lesions_api("aae-lsgan-128", 0, "unknown", '[{"kind": "drusen", "x": 1, "y": 1, "size": 1}]')[1]
 
 
 def _bad_file(path, kind):

@@ -15,7 +15,7 @@ from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixG
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 from retinagan.training.pix2pix import Pix2PixTrainConfig, load_pairs, train_pix2pix
 
-TINY = Pix2PixConfig(base_channels=4, image_size=128)
+TINY = Pix2PixConfig(base_channels=4, image_size=128, grades=5, appearance_dim=6)
 
 
 def test_shapes_at_256_and_patch_map():

@@ -26,8 +26,10 @@ class Pix2PixConfig:
     max_multiplier: int = 4  # 4 (not pix2pix's 8): 2.7 M parameters, 5.4 MB in fp16, so every shipped model fits checkpoints/
     image_size: int = 256
     dropout: float = 0.5  # in the three deepest decoder levels; the generator's noise
-    grades: int = 5  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
-    appearance_dim: int = 6  # 6: condition on the photo's look (per-channel FOV mean and spread); 0: off
+    # Conditions default to off here, so configs stored before they existed load unchanged;
+    # training turns them on (Pix2PixTrainConfig).
+    grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
+    appearance_dim: int = 0  # 6: condition on the photo's look (per-channel FOV mean and spread)
 
 
 def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:

@@ -30,7 +30,7 @@ from retinagan.visual import save_grid
 class Pix2PixTrainConfig:
     data: str = "runs/prepared-256.npz"  # prepared set (python -m retinagan prepare)
     output: str = "runs/pix2pix"  # run folder: stats.jsonl, samples/, states, checkpoint/
-    model: Pix2PixConfig = field(default_factory=Pix2PixConfig)
+    model: Pix2PixConfig = field(default_factory=lambda: Pix2PixConfig(grades=5, appearance_dim=6))
     disc_channels: int = 32  # width of the PatchGAN
     l1_weight: float = 100.0  # lambda
     adversarial: str = "bce"  # "bce" (pix2pix) or "lsgan"
