@@ -147,7 +147,7 @@ def test_appearance_input_changes_the_look_and_is_seeded(prepared_maps, tmp_path
     assert translator.looks.shape == (3, 6)  # one look per training photo (5 photos, 2 held out)
     # The 3-step model is still saturated (all black); check the look's effect on a fresh one.
     translator = FundusTranslator(Pix2PixGenerator(TINY).eval(), {"appearance_bank": translator.looks.tolist()})
-    torch.nn.init.normal_(translator.model.appearance.weight, std=0.5)
+    torch.nn.init.normal_(translator.model.condition[-1].weight, std=0.5)
     vessels = np.zeros((1, 128, 128), dtype=bool)
     a = translator.translate(vessels, look_seed=0)
     assert np.array_equal(a, translator.translate(vessels, look_seed=0))

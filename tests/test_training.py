@@ -60,12 +60,24 @@ def test_train_dry_run_prints_resolved_config(capsys):
     assert config["batch_size"] == SegmenterTrainConfig().batch_size
 
 
+def test_nested_config_defaults_come_from_the_parent(capsys):
+    """The training config's default for a nested model config (its default_factory) must hold
+    on the command line unless an option overrides it: pix2pix trains with grade and look on."""
+    assert main(["train", "pix2pix", "--dry-run"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["grades"] == 5 and model["appearance_dim"] == 6
+    assert main(["train", "pix2pix", "--dry-run", "--model.grades", "0"]) == 0
+    model = json.loads(capsys.readouterr().out)["model"]
+    assert model["grades"] == 0 and model["appearance_dim"] == 6
+
+
 def test_every_command_has_help(capsys):
     import pytest
 
     for argv in (["--help"], ["train", "segmenter", "--help"], ["train", "vae", "--help"], ["train", "aae", "--help"],
                  ["generate", "--help"], ["evaluate", "vessels", "--help"], ["prepare", "--help"], ["segment", "--help"],
-                 ["evaluate", "segmenter", "--help"], ["evaluate", "laterality", "--help"], ["export", "--help"], ["info", "--help"]):
+                 ["evaluate", "segmenter", "--help"], ["evaluate", "laterality", "--help"], ["export", "--help"], ["info", "--help"],
+                 ["train", "pix2pix", "--help"], ["evaluate", "fundus", "--help"], ["atlas", "--help"]):
         with pytest.raises(SystemExit) as info:
             main(argv)
         assert info.value.code == 0

@@ -63,15 +63,36 @@ class Pix2PixGenerator(nn.Module):
             [_down(config.in_channels, widths[0], norm=False)]
             + [_down(a, b, norm=i < depth - 2) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
         )
-        ups = []
+        ups, up_widths = [], []
         for level in reversed(range(1, depth)):  # from the bottleneck up to level 1
             in_channels = widths[level] * (1 if level == depth - 1 else 2)
             ups.append(_up(in_channels, widths[level - 1], config.dropout if level >= depth - 3 else 0.0, norm=level < depth - 1))
+            up_widths.append(widths[level - 1])
         self.up = nn.ModuleList(ups)
         # Sub-pixel head: the last conv runs at half resolution, PixelShuffle makes the full one.
-        self.head = nn.Sequential(nn.Conv2d(widths[0] * 2, 4 * config.out_channels, 3, 1, 1), nn.PixelShuffle(2), nn.Tanh())
-        self.grade = nn.Embedding(config.grades + 1, widths[-1]) if config.grades > 0 else None
-        self.appearance = nn.Linear(config.appearance_dim, widths[-1]) if config.appearance_dim > 0 else None
+        self.head = nn.Sequential(nn.Conv2d(widths[0] * 2, 4 * config.out_channels, 3, 1, 1), nn.PixelShuffle(2))
+        # Conditions (grade, look) enter every decoder level as per-channel shifts and the output
+        # as a per-colour scale and shift. Added at the bottleneck only, they were ignored: a
+        # pix2pix U-Net learns to rely on its skips, and its deepest levels carry dropout.
+        self.grade = nn.Embedding(config.grades + 1, 32) if config.grades > 0 else None
+        cond_dim = (32 if config.grades > 0 else 0) + config.appearance_dim
+        self.condition = None
+        if cond_dim:
+            self.condition = nn.ModuleList([nn.Linear(cond_dim, w) for w in up_widths] + [nn.Linear(cond_dim, 2 * config.out_channels)])
+            nn.init.zeros_(self.condition[-1].weight)
+            nn.init.zeros_(self.condition[-1].bias)
+
+    def _condition(self, x: torch.Tensor, grade: torch.Tensor | None, appearance: torch.Tensor | None) -> torch.Tensor | None:
+        parts = []
+        if self.grade is not None:
+            if grade is None:
+                grade = torch.full((len(x),), -1, dtype=torch.long, device=x.device)
+            parts.append(self.grade(torch.where(grade < 0, self.config.grades, grade)))  # the last slot is "unknown"
+        if self.config.appearance_dim > 0:
+            if appearance is None:
+                appearance = torch.zeros(len(x), self.config.appearance_dim, device=x.device)
+            parts.append(appearance * 4 - 1)  # looks lie in [0, 1]: centre them roughly
+        return torch.cat(parts, dim=1) if parts else None
 
     def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None, appearance: torch.Tensor | None = None) -> torch.Tensor:
         """(B, in_channels, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
@@ -79,24 +100,23 @@ class Pix2PixGenerator(nn.Module):
         grade: (B,) long, 0..grades-1, or -1 for unknown; ignored when the model has no grades.
         appearance: (B, appearance_dim) (see `appearance_of`); zeros when not given.
         """
+        cond = self._condition(x, grade, appearance)
         skips = []
         h = x * 2 - 1
         for block in self.down:
             h = block(h)
             skips.append(h)
-        if self.grade is not None:
-            if grade is None:
-                grade = torch.full((len(x),), -1, dtype=torch.long, device=x.device)
-            slot = torch.where(grade < 0, self.config.grades, grade)  # the last slot is "unknown"
-            h = h + self.grade(slot)[:, :, None, None]
-        if self.appearance is not None:
-            if appearance is None:
-                appearance = torch.zeros(len(x), self.config.appearance_dim, device=x.device)
-            h = h + self.appearance(appearance)[:, :, None, None]
         skips.pop()
-        for block in self.up:
-            h = torch.cat([block(h), skips.pop()], dim=1)
-        return self.head(h)
+        for k, block in enumerate(self.up):
+            h = block(h)
+            if cond is not None:
+                h = h + self.condition[k](cond)[:, :, None, None]
+            h = torch.cat([h, skips.pop()], dim=1)
+        out = self.head(h)
+        if cond is not None:
+            scale, shift = self.condition[-1](cond).chunk(2, dim=1)
+            out = out * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        return torch.tanh(out)
 
 
 APPEARANCE_DIM = 6
