@@ -424,8 +424,8 @@ def build_ui() -> gr.Blocks:
                     reset = gr.Button("Reset sliders")
                 with gr.Column(scale=2):
                     with gr.Row():
-                        vessels = gr.Image(label="Vessel tree", image_mode="L", interactive=False, elem_id="gen-vessels")
-                        photo = gr.Image(label="Fundus photo", interactive=False, elem_id="gen-photo")
+                        vessels = gr.Image(label="Vessel tree", image_mode="L", interactive=False, elem_id="gen-vessels", format="png")
+                        photo = gr.Image(label="Fundus photo", interactive=False, elem_id="gen-photo", format="png")
                     message = gr.Markdown(elem_id="gen-message")
                     download = gr.File(label="Pair (zip)")
             inputs = [seed, grade, model, *sliders]
@@ -440,9 +440,11 @@ def build_ui() -> gr.Blocks:
             hidden_seed = gr.Number(visible=False)
             hidden_grade = gr.Textbox(visible=False)
             hidden_model = gr.Textbox(visible=False)
-            api_vessels = gr.Image(visible=False)
-            api_photo = gr.Image(visible=False)
-            gr.Button(visible=False).click(generate_api, [hidden_seed, hidden_grade, hidden_model], [api_vessels, api_photo], api_name="generate")
+            api_vessels = gr.Image(visible=False, format="png")
+            api_photo = gr.Image(visible=False, format="png")
+            # Off the queue: a plain request/response, ~50 ms less per call than queue + stream.
+            gr.Button(visible=False).click(generate_api, [hidden_seed, hidden_grade, hidden_model], [api_vessels, api_photo],
+                                           api_name="generate", queue=False)
 
         with gr.Tab("Interpolate"):
             with gr.Row():

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 ENV = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
 
 
@@ -122,12 +123,15 @@ FRAMEWORK_APP = textwrap.dedent("""
     import os, sys
     os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
     import gradio as gr, numpy as np
-    a, b = np.zeros((256, 256), np.uint8), np.zeros((256, 256, 3), np.uint8)
+    QUEUE = sys.argv[2] == "queue"
+    rng = np.random.default_rng(0)  # not all zeros: images that cost what real ones cost to encode
+    a, b = (rng.random((256, 256)) > 0.9).astype(np.uint8) * 255, rng.integers(0, 255, (256, 256, 3), dtype=np.uint8)
     with gr.Blocks() as demo:
         s, g, m = gr.Number(), gr.Textbox(), gr.Textbox()
-        o1, o2 = gr.Image(), gr.Image()
-        gr.Button().click(lambda *x: (a, b), [s, g, m], [o1, o2], api_name="generate")
+        o1, o2 = gr.Image(format="png"), gr.Image(format="png")
+        gr.Button().click(lambda *x: (a, b), [s, g, m], [o1, o2], api_name="generate", queue=QUEUE)
     demo.queue().launch(server_port=int(sys.argv[1]))
+
 """)
 
 
@@ -161,16 +165,17 @@ def main() -> None:
         proc.wait(10)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
         f.write(FRAMEWORK_APP)
-    port = free_port()
-    proc, _ = start([f.name, str(port)], port)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        latencies(client, "/generate", lambda k: (k, "", ""), 5)
-        floor = latencies(client, "/generate", lambda k: (k, "", ""), args.calls)
-        print(f"framework floor (Gradio returning two 256-px images, no model): p50 {np.percentile(floor, 50):.0f} ms")
-    finally:
-        proc.terminate()
-        proc.wait(10)
+    for mode in ("no-queue", "queue"):  # the app's /generate runs off the queue
+        port = free_port()
+        proc, _ = start([f.name, str(port), mode], port)
+        try:
+            client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+            latencies(client, "/generate", lambda k: (k, "", ""), 5)
+            floor = latencies(client, "/generate", lambda k: (k, "", ""), args.calls)
+            print(f"framework floor (Gradio returning two 256-px PNGs, no model, {mode}): p50 {np.percentile(floor, 50):.0f} ms")
+        finally:
+            proc.terminate()
+            proc.wait(10)
     ms, gflops, rate = model_floor(args.model)
     print(f"models in-process: {ms:.0f} ms a call ({gflops:.2f} GFLOP; arithmetic floor {gflops / rate * 1000:.0f} ms at the measured {rate:.0f} GFLOP/s)")
 
