@@ -22,12 +22,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
+from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, StatsLog, cosine_lr, seed_everything
+from retinagan.training.common import EMA, cosine_lr, resume_run, seed_everything
 from retinagan.visual import save_grid
 
 
@@ -131,14 +131,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     }
     modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
-    start_step, elapsed = 0, 0.0
-    state = latest_training_state(out) if cfg.resume else None
-    if state is not None:
-        meta = load_training_state(state, modules, optimizers, generators)
-        start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
-        print(f"resumed from {state} (step {start_step})")
-    stats = StatsLog(out / "stats.jsonl")
-    stats.truncate(start_step)
+    start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):

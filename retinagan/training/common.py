@@ -59,3 +59,21 @@ class StatsLog:
     def write(self, **values) -> None:
         with self.path.open("a") as f:
             f.write(json.dumps(values) + "\n")
+
+
+def resume_run(out: Path, resume: bool, modules: dict, optimizers: dict, generators: dict) -> tuple[int, float, StatsLog]:
+    """Restore the latest training state in `out` (when resume), in place.
+
+    Returns (first step to run, wall time already spent, the stats log with rows past that
+    step dropped, so a resumed run's log matches an uninterrupted one)."""
+    from retinagan.checkpoint import latest_training_state, load_training_state
+
+    start_step, elapsed = 0, 0.0
+    state = latest_training_state(out) if resume else None
+    if state is not None:
+        meta = load_training_state(state, modules, optimizers, generators)
+        start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
+        print(f"resumed from {state} (step {start_step})")
+    stats = StatsLog(out / "stats.jsonl")
+    stats.truncate(start_step)
+    return start_step, elapsed, stats

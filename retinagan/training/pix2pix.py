@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from retinagan.checkpoint import latest_training_state, load_training_state, save_model, save_training_state
+from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, StatsLog, cosine_lr, seed_everything
+from retinagan.training.common import EMA, cosine_lr, resume_run, seed_everything
 from retinagan.visual import save_grid
 
 
@@ -118,14 +118,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     }
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
-    start_step, elapsed = 0, 0.0
-    state = latest_training_state(out) if cfg.resume else None
-    if state is not None:
-        meta = load_training_state(state, modules, optimizers, generators)
-        start_step, elapsed = meta["step"], meta["extra"].get("wall_time_s", 0.0)
-        print(f"resumed from {state} (step {start_step})")
-    stats = StatsLog(out / "stats.jsonl")
-    stats.truncate(start_step)
+    start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     show = holdout.inputs[:8]
     if cfg.model.appearance_dim not in (0, 6):
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
