@@ -215,7 +215,7 @@ def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, gra
             return None, None, None, None, _no_models()
         ex = explorer()
         za, zb = _pick_code(choice_a, upload_a, model), _pick_code(choice_b, upload_b, model)
-        _, maps = ex.interpolate_codes(model, za, zb, int(frames), mode)
+        _, maps = ex.interpolate(model, za, zb, int(frames), mode)
         photos = ex.photos(maps, _grade(grade))
     except (RetinaganError, ValueError) as exc:
         return None, None, None, None, _error(exc)

@@ -211,11 +211,8 @@ class Explorer:
     def encode(self, name: str, tree: np.ndarray) -> np.ndarray:
         return self.generator(name).encode(tree[None])[0]
 
-    def interpolate(self, name: str, tree_a: np.ndarray, tree_b: np.ndarray, frames: int = 8, mode: str = "linear"):
-        """-> (codes (F, l), maps (F, S, S) bool) from tree A's code to tree B's."""
-        return self.interpolate_codes(name, self.encode(name, tree_a), self.encode(name, tree_b), frames, mode)
-
-    def interpolate_codes(self, name: str, za: np.ndarray, zb: np.ndarray, frames: int = 8, mode: str = "linear"):
+    def interpolate(self, name: str, za: np.ndarray, zb: np.ndarray, frames: int = 8, mode: str = "linear"):
+        """-> (codes (F, l), maps (F, S, S) bool) along the path from code A to code B."""
         if mode not in ("linear", "spherical"):
             raise ValueError(f"mode must be 'linear' or 'spherical', not {mode!r}")
         if not 2 <= frames <= 64:
