@@ -273,7 +273,7 @@ def cmd_generate(args) -> int:
     written = export_samples(
         generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output),
         translator=translator, translator_name=Path(args.translator).name if args.translator else "",
-        grade=args.grade, fov=fov, noise=args.noise,
+        grades=[args.grade], fov=fov, noise=args.noise,
     )
     print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")
     return 0

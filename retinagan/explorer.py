@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from retinagan.data.imageio import write_png
 from retinagan.errors import CheckpointError, RetinaganError
 from retinagan.lesions import Lesion, paint
 
@@ -223,30 +222,20 @@ class Explorer:
 
     # --- export -------------------------------------------------------------------------------
     def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None) -> Path:
-        """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list."""
-        import csv
+        """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
+        The pairs are those `python -m retinagan generate` makes (retinagan.export)."""
+        from retinagan.export import export_samples
+        from retinagan.inference import fov_disc
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
+        translator = self.translator()
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
-        rows = []
-        grades = grades or [None]
-        for k in range(n):
-            grade = grades[k % len(grades)]
-            vessels, photo, _ = self.generate(name, seed + k, grade)
-            row = {"index": k, "seed": seed + k, "model": name, "translator": self.translator_name if photo is not None else "",
-                   "grade": "" if grade is None else grade, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
-            write_png(folder / row["vessels"], vessels)
-            if photo is not None:
-                row["fundus"] = f"fundus/{k:06d}.png"
-                write_png(folder / row["fundus"], photo)
-            rows.append(row)
-            if progress is not None:
-                progress((k + 1) / n, f"{k + 1}/{n} pairs")
-        with (folder / "manifest.csv").open("w", newline="") as f:
-            writer = csv.DictWriter(f, list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+        export_samples(
+            self.generator(name), name, seed, n, folder, translator=translator,
+            translator_name=self.translator_name if translator is not None else "", grades=grades or None,
+            fov=fov_disc(translator.size) if translator is not None else None, progress=progress,
+        )
         target = folder.with_suffix(".zip")
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
@@ -270,9 +259,10 @@ class Explorer:
                 "diversity (pairwise Dice)": vessels.get("diversity_pairwise_dice"),
                 "nearest-training Dice": vessels.get("nearest_training_dice_mean"),
             })
-        translator = self.root / self.translator_name / "config.json"
-        if translator.is_file():
-            fundus = json.loads(translator.read_text()).get("metrics", {}).get("evaluate_fundus", {})
+        if (self.root / self.translator_name / "config.json").is_file():
+            from retinagan.checkpoint import read_config
+
+            fundus = read_config(self.root / self.translator_name).get("metrics", {}).get("evaluate_fundus", {})
             table.append({
                 "model": f"{self.translator_name} (translator)",
                 "FID, photos of real trees": fundus.get("fid_from_real_maps"),

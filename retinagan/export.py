@@ -33,22 +33,28 @@ def export_samples(
     output: Path,
     translator=None,
     translator_name: str = "",
-    grade: int | None = None,
+    grades: list[int | None] | None = None,
     fov=None,
     noise: bool = False,
     batch: int = 8,
+    progress=None,
 ) -> int:
     """Sample k (seed + k) -> output/vessels/{k:06d}.png [and output/fundus/{k:06d}.png].
 
     A manifest row is added only after its files are written, so an interrupted export keeps
     every finished sample and a repeated command makes only the missing ones.
+    grades: the photos' DR grades, cycled over the samples (sample k gets grades[k % len]).
     noise: use the translator's dropout noise, seeded by the sample's seed.
+    progress: called as progress(share done, text) after each sample (the app's progress bar).
     """
     output.mkdir(parents=True, exist_ok=True)
     manifest = output / "manifest.csv"
     done = _done_rows(manifest)
-    grade_text = "" if grade is None else str(grade)
-    expected = lambda k: {"seed": str(seed + k), "model": model_name, "translator": translator_name, "grade": grade_text}  # noqa: E731
+    grades = grades or [None]
+    grade_of = lambda k: grades[k % len(grades)]  # noqa: E731
+    expected = lambda k: {  # noqa: E731
+        "seed": str(seed + k), "model": model_name, "translator": translator_name, "grade": "" if grade_of(k) is None else str(grade_of(k)),
+    }
     foreign = [r for k, r in done.items() if any(r.get(key, "") != value for key, value in expected(k).items())]
     if foreign:
         row = foreign[0]
@@ -69,10 +75,11 @@ def export_samples(
             maps = generator.sample([seed + k for k in chunk]) >= 0.5
             photos = None
             if translator is not None:
-                if noise:
-                    photos = [translator.translate(m[None], fov, grade, noise_seed=seed + k, look_seed=seed + k)[0] for k, m in zip(chunk, maps)]
+                if noise or len(grades) > 1:  # one map at a time: its own noise seed or grade
+                    photos = [translator.translate(m[None], fov, grade_of(k), noise_seed=seed + k if noise else None, look_seed=seed + k)[0]
+                              for k, m in zip(chunk, maps)]
                 else:
-                    photos = translator.translate(maps, fov, grade, look_seed=[seed + k for k in chunk])
+                    photos = translator.translate(maps, fov, grades[0], look_seed=[seed + k for k in chunk])
             for i, (k, vessel_map) in enumerate(zip(chunk, maps)):
                 row = {**expected(k), "index": k, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
                 write_png(output / row["vessels"], vessel_map)
@@ -82,4 +89,6 @@ def export_samples(
                 writer.writerow(row)
                 f.flush()
                 bar.update()
+                if progress is not None:
+                    progress(bar.n / max(len(todo), 1), f"{bar.n}/{len(todo)} pairs")
     return len(todo)
