@@ -181,6 +181,8 @@ def save_training_state(
                 tensors[f"optim/{name}/{param_id}/{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
         meta["optimizers"][name] = state["param_groups"]
     tensors["rng/torch"] = torch.get_rng_state()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        tensors["rng/cuda"] = torch.cuda.get_rng_state()
     for name, generator in generators.items():
         tensors[f"rng/{name}"] = generator.get_state()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -224,6 +226,8 @@ def load_training_state(
                 state.setdefault(int(param_id), {})[field] = value
         optimizer.load_state_dict({"state": state, "param_groups": meta["optimizers"][name]})
     torch.set_rng_state(tensors["rng/torch"])
+    if "rng/cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state(tensors["rng/cuda"])
     for name, generator in generators.items():
         generator.set_state(tensors[f"rng/{name}"])
     return meta

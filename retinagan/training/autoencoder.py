@@ -27,7 +27,7 @@ from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, 
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, cosine_lr, resume_run, seed_everything
+from retinagan.training.common import EMA, Schedule, cosine_lr, pick_device, resume_run, seed_everything
 from retinagan.visual import save_grid
 
 
@@ -51,6 +51,8 @@ class AutoencoderTrainConfig:
     lr: float = 1e-3
     lr_schedule: str = "cosine"  # "cosine" (warm-up, then decay to 2% of lr) or "constant"
     ema_decay: float = 0.998
+    time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed (schedule follows the clock)
+    device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", "cuda:1", ...
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500  # sample grid from fixed seeds
@@ -85,7 +87,7 @@ def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
     No left-right flips: the prepared sets put every optic disc on one side.
     """
-    count = len(maps)
+    count = len(maps)  # random draws on the CPU generator, so CPU and GPU runs see the same data
     angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(10)
     flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
     shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * 0.06
@@ -93,17 +95,17 @@ def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle) * flip
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle) * flip
     theta[:, :, 2] = shift
-    grid = F.affine_grid(theta, list(maps.shape), align_corners=False)
+    grid = F.affine_grid(theta.to(maps.device), list(maps.shape), align_corners=False)
     return (F.grid_sample(maps.float(), grid, mode="bilinear", align_corners=False) > 0.5).float()
 
 
 @torch.no_grad()
 def reconstruction_dice(model: VesselAutoencoder, maps: torch.Tensor, batch: int = 16) -> float:
     """Mean Dice of thresholded reconstructions (from the code means) of uint8 maps."""
-    scores = []
+    scores, device = [], next(model.parameters()).device
     for i in range(0, len(maps), batch):
         x = maps[i : i + batch].float()
-        recon = model.decode(model.encode(x)) > 0.5
+        recon = (model.decode(model.encode(x.to(device))) > 0.5).cpu()
         scores += [dice(r.numpy(), t.numpy() > 0.5) for r, t in zip(recon, x)]
     return float(np.mean(scores)) if scores else float("nan")
 
@@ -114,11 +116,12 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     if cfg.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
     seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
-    model = VesselAutoencoder(cfg.model).to(memory_format=torch.channels_last)  # ~15% faster convs on CPU
-    code_disc = CodeDiscriminator(cfg.model.latent_dim)
-    map_disc = MapDiscriminator()
+    model = VesselAutoencoder(cfg.model).to(device, memory_format=torch.channels_last)  # ~15% faster convs on CPU
+    code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
+    map_disc = MapDiscriminator().to(device)
     ema = EMA(model, cfg.ema_decay)
     betas = (0.5, 0.999)  # the usual GAN setting, for the discriminators
     optimizers = {
@@ -134,13 +137,16 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
+    schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):
+        if schedule.done(step):
+            break
         if cfg.lr_schedule == "cosine":
             for optimizer in optimizers.values():
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
+                    group["lr"] = cosine_lr(schedule.position(step), cfg.steps, cfg.lr)
         index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
-        x = augment(train_maps[index], generators["data"]).contiguous(memory_format=torch.channels_last)
+        x = augment(train_maps[index].to(device, non_blocking=True), generators["data"]).contiguous(memory_format=torch.channels_last)
         losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
         ema.update(model, step + 1)
         for key, value in losses.items():
@@ -154,14 +160,19 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         if done % cfg.sample_every == 0 or done == cfg.steps:
             row = {"step": done, "holdout_dice": reconstruction_dice(ema.model, holdout_maps)}
             stats.write(**row)
-            save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).numpy()[:, 0])
+            save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).cpu().numpy()[:, 0])
         if done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     holdout = reconstruction_dice(ema.model, holdout_maps)
+    if done < cfg.steps:  # stopped by the clock
+        print(f"time limit reached after {done} steps")
+        stats.write(step=done, holdout_dice=holdout)
+        save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).cpu().numpy()[:, 0])
     info = dict(
         training_data=f"prepared set {cfg.data}: {data_info}",
-        steps=cfg.steps,
+        steps=done,
         wall_time_s=round(time.time() - started, 1),
+        device=str(device),
         train_config=asdict(cfg),
         metrics={"holdout_reconstruction_dice": holdout},
     )

@@ -1,10 +1,11 @@
-"""Pieces shared by the training loops: seeding, EMA, stats log."""
+"""Pieces shared by the training loops: seeding, devices, schedules, EMA, stats log."""
 from __future__ import annotations
 
 import copy
 import json
 import math
 import random
+import time
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,40 @@ def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
     return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def pick_device(name: str) -> torch.device:
+    """'auto' is the GPU when there is one, else the CPU; 'cpu', 'cuda', 'cuda:1' as named."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this PyTorch sees no CUDA GPU")
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
+class Schedule:
+    """Where a run stands, in steps or against the clock, whichever is further along.
+
+    With time_limit_min > 0 a run ends at `steps` or when the time is up; the learning-rate
+    schedule follows the larger fraction, so a run cut by the clock still ends decayed.
+    (A clock-bound run is not step-for-step reproducible; a step-bound one is.)
+    """
+
+    def __init__(self, steps: int, time_limit_min: float, started: float):
+        self.steps, self.limit_s, self.started = steps, time_limit_min * 60, started
+
+    def position(self, step: int) -> int:
+        if self.limit_s <= 0:
+            return step
+        return max(step, int(self.steps * (time.time() - self.started) / self.limit_s))
+
+    def done(self, step: int) -> bool:
+        return self.position(step) >= self.steps
 
 
 class StatsLog:

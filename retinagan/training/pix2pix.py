@@ -22,7 +22,7 @@ from retinagan.losses import discriminator_loss, generator_loss
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, cosine_lr, resume_run, seed_everything
+from retinagan.training.common import EMA, Schedule, cosine_lr, pick_device, resume_run, seed_everything
 from retinagan.visual import save_grid
 
 
@@ -39,6 +39,8 @@ class Pix2PixTrainConfig:
     batch_size: int = 4
     lr: float = 2e-4
     ema_decay: float = 0.998
+    time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed (schedule follows the clock)
+    device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", ...
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500
@@ -77,7 +79,7 @@ def to_float(inputs: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, 
 
 def augment_pairs(inputs: torch.Tensor, photos: torch.Tensor, generator: torch.Generator):
     """Random top-bottom flips of whole pairs (left-right would undo the laterality step)."""
-    flip = torch.rand(len(inputs), generator=generator) < 0.5
+    flip = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
     inputs = torch.where(flip[:, None, None, None], inputs.flip(2), inputs)
     photos = torch.where(flip[:, None, None, None], photos.flip(2), photos)
     return inputs, photos
@@ -91,10 +93,11 @@ def to_uint8(photos: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def translate(generator: Pix2PixGenerator, pairs: "PairSet", count: int | None = None, batch: int = 8) -> np.ndarray:
     """The generator's photos of a pair set's maps, each with its own photo's grade and look."""
-    out = []
+    out, device = [], next(generator.parameters()).device
     for i in range(0, count or len(pairs.inputs), batch):
         part = slice(i, min(i + batch, count or len(pairs.inputs)))
-        out.append(to_uint8(generator(pairs.inputs[part].float(), *conditions(generator.config, pairs, part))))
+        inputs, grade, look = (t if t is None else t.to(device) for t in (pairs.inputs[part].float(), *conditions(generator.config, pairs, part)))
+        out.append(to_uint8(generator(inputs, grade, look)))
     return np.concatenate(out)
 
 
@@ -107,10 +110,11 @@ def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
 
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
     out = Path(cfg.output)
     train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every)
-    generator = Pix2PixGenerator(cfg.model).to(memory_format=torch.channels_last)
-    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(memory_format=torch.channels_last)
+    generator = Pix2PixGenerator(cfg.model).to(device, memory_format=torch.channels_last)
+    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(device, memory_format=torch.channels_last)
     ema = EMA(generator, cfg.ema_decay)
     optimizers = {
         "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=True),
@@ -119,17 +123,20 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    show = holdout.inputs[:8]
     if cfg.model.appearance_dim not in (0, 6):
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     started, sums = time.time() - elapsed, {}
+    schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step")):
+        if schedule.done(step):
+            break
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
+                group["lr"] = cosine_lr(schedule.position(step), cfg.steps, cfg.lr)
         index = torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"])
-        inputs, photos = augment_pairs(*to_float(train.inputs[index], train.photos[index]), generators["data"])
-        grades, looks = conditions(cfg.model, train, index)  # a top-bottom flip keeps the look
+        batch = (train.inputs[index].to(device, non_blocking=True), train.photos[index].to(device, non_blocking=True))
+        inputs, photos = augment_pairs(*to_float(*batch), generators["data"])
+        grades, looks = (t if t is None else t.to(device) for t in conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
         losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=torch.channels_last), photos, grades, looks)
         ema.update(generator, step + 1)
         for key, value in losses.items():
@@ -141,22 +148,32 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if done % cfg.sample_every == 0 or done == cfg.steps:
-            fakes = translate(ema.model, holdout, count=len(show)).astype(np.float32) / 255
-            reals = holdout.photos[:8].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
-            vessels = np.repeat(show[:, :1].permute(0, 2, 3, 1).numpy().astype(np.float32), 3, axis=3)
-            save_grid(out / "samples" / f"step-{done:06d}.png", np.concatenate([vessels, fakes, reals]), columns=len(show))
-            stats.write(step=done, holdout_l1=holdout_l1(ema.model, holdout))
+            snapshot(out, done, ema.model, holdout, stats)
         if done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    if done < cfg.steps:  # stopped by the clock
+        print(f"time limit reached after {done} steps")
+        snapshot(out, done, ema.model, holdout, stats)
     info = dict(
         appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
         training_data=f"prepared set {cfg.data}: {data_info}",
-        steps=cfg.steps,
+        steps=done,
         wall_time_s=round(time.time() - started, 1),
+        device=str(device),
         train_config=asdict(cfg),
         metrics={"holdout_l1": holdout_l1(ema.model, holdout)},
     )
     return save_model(out / "checkpoint", ema.model, "pix2pix", **info)
+
+
+def snapshot(out: Path, step: int, generator: Pix2PixGenerator, holdout: PairSet, stats) -> None:
+    """Sample grid (held-out maps, their translations, the real photos) and held-out L1."""
+    show = holdout.inputs[:8]
+    fakes = translate(generator, holdout, count=len(show)).astype(np.float32) / 255
+    reals = holdout.photos[:8].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
+    vessels = np.repeat(show[:, :1].permute(0, 2, 3, 1).numpy().astype(np.float32), 3, axis=3)
+    save_grid(out / "samples" / f"step-{step:06d}.png", np.concatenate([vessels, fakes, reals]), columns=len(show))
+    stats.write(step=step, holdout_l1=holdout_l1(generator, holdout))
 
 
 @torch.no_grad()
