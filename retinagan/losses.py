@@ -4,10 +4,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from retinagan.distributed import global_sum
+
 
 def _dice_loss_of_probabilities(prob: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
-    intersection = (prob * target).sum()
-    return 1 - (2 * intersection + eps) / (prob.sum() + target.sum() + eps)
+    # Pooled over the batch, and over the processes of a data-parallel run (global_sum).
+    intersection = global_sum((prob * target).sum())
+    return 1 - (2 * intersection + eps) / (global_sum(prob.sum() + target.sum()) + eps)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
@@ -21,12 +24,15 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)), summed over latent dims, averaged over the batch."""
+    mu, log_var = mu.float(), log_var.float()
     return (-0.5 * (1 + log_var - mu.pow(2) - log_var.exp()).sum(dim=1)).mean()
 
 
 def reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, kind: str = "bce_dice") -> torch.Tensor:
     """Vessel maps are ~10% foreground: plain pixel losses settle on a blurry average that
-    thresholding erases, so the default adds soft Dice, which weighs the vessels themselves."""
+    thresholding erases, so the default adds soft Dice, which weighs the vessels themselves.
+    Computed in fp32 whatever the logits' dtype (bf16 sums over a batch lose the Dice)."""
+    logits = logits.float()
     if kind == "bce_dice":
         return bce_dice_loss(logits, target)
     if kind == "multiscale":
@@ -55,6 +61,7 @@ def multiscale_dice_loss(logits: torch.Tensor, target: torch.Tensor, scales: int
 
 def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     """Loss the discriminator minimises: real -> 1, fake -> 0 (vanilla GAN 'bce' or least squares 'lsgan')."""
+    real_logits, fake_logits = real_logits.float(), fake_logits.float()
     if kind == "bce":
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
     if kind == "lsgan":
@@ -64,6 +71,7 @@ def discriminator_loss(real_logits: torch.Tensor, fake_logits: torch.Tensor, kin
 
 def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor:
     """Loss the generator minimises: make the discriminator call its output real."""
+    fake_logits = fake_logits.float()
     if kind == "bce":
         return F.softplus(-fake_logits).mean()
     if kind == "lsgan":

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from retinagan import distributed
 from retinagan.models.registry import register_model
 
 
@@ -39,7 +40,7 @@ def _conv(in_channels: int, out_channels: int, stride: int = 1) -> nn.Sequential
 
 def reparameterise(mu: torch.Tensor, log_var: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """A sample of N(mu, exp(log_var)) that gradients can flow through."""
-    noise = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else torch.randn_like(mu)
+    noise = torch.randn(mu.shape, generator=generator, device=mu.device) if generator else distributed.randn(mu)
     return mu + noise * torch.exp(0.5 * log_var)
 
 

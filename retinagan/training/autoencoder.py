@@ -22,12 +22,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, Schedule, cosine_lr, pick_device, resume_run, seed_everything
+from retinagan.training.common import EMA, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -53,6 +54,9 @@ class AutoencoderTrainConfig:
     ema_decay: float = 0.998
     time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed (schedule follows the clock)
     device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", "cuda:1", ...
+    channels_last: bool = True  # NHWC activations: faster convolutions (bench/bench_train.py)
+    foreach: bool = True  # multi-tensor optimiser updates
+    bf16: bool = False  # bf16 autocast of the step (bench/bench_train.py says where it pays)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500  # sample grid from fixed seeds
@@ -85,9 +89,11 @@ def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, 
 def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """uint8 maps -> float maps, randomly flipped top-bottom, rotated +-10 deg, shifted +-3%.
 
-    No left-right flips: the prepared sets put every optic disc on one side.
+    No left-right flips: the prepared sets put every optic disc on one side. maps is this
+    process's share of the global batch: the random draws cover the global batch (on the CPU
+    generator, so CPU and GPU runs see the same data) and this process keeps its slice.
     """
-    count = len(maps)  # random draws on the CPU generator, so CPU and GPU runs see the same data
+    count = len(maps) * distributed.WORLD.size
     angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(10)
     flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
     shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * 0.06
@@ -95,6 +101,7 @@ def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle) * flip
     theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle) * flip
     theta[:, :, 2] = shift
+    theta = distributed.shard(theta)
     grid = F.affine_grid(theta.to(maps.device), list(maps.shape), align_corners=False)
     return (F.grid_sample(maps.float(), grid, mode="bilinear", align_corners=False) > 0.5).float()
 
@@ -116,21 +123,25 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     if cfg.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    world, device = distributed.setup(pick_device(cfg.device))
+    distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
-    model = VesselAutoencoder(cfg.model).to(device, memory_format=torch.channels_last)  # ~15% faster convs on CPU
+    model = VesselAutoencoder(cfg.model).to(device, memory_format=layout(cfg.channels_last))
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
     map_disc = MapDiscriminator().to(device)
+    if world.size > 1:
+        distributed.global_batchnorm(model), distributed.global_batchnorm(map_disc)
+        distributed.broadcast_parameters(model, code_disc, map_disc)
     ema = EMA(model, cfg.ema_decay)
     betas = (0.5, 0.999)  # the usual GAN setting, for the discriminators
     optimizers = {
         # The autoencoder is driven mostly by the (gamma-weighted) reconstruction: plain Adam
         # momentum fits it several times faster than beta1 = 0.5.
-        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), foreach=True),
-        "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
-        "encoder_reg": torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr, betas=betas, foreach=True),
-        "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=True),
+        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), foreach=cfg.foreach),
+        "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
+        "encoder_reg": torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
+        "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
     }
     modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
@@ -138,31 +149,37 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
-    for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step")):
-        if schedule.done(step):
+    steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step", disable=not world.main)
+    for step in (bar := steps):
+        position = schedule.position(step, device)
+        if position >= cfg.steps:
             break
         if cfg.lr_schedule == "cosine":
             for optimizer in optimizers.values():
                 for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(schedule.position(step), cfg.steps, cfg.lr)
-        index = torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"])
-        x = augment(train_maps[index].to(device, non_blocking=True), generators["data"]).contiguous(memory_format=torch.channels_last)
-        losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
+                    group["lr"] = cosine_lr(position, cfg.steps, cfg.lr)
+        index = distributed.shard(torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"]))
+        x = augment(train_maps[index].to(device, non_blocking=True), generators["data"]).contiguous(memory_format=layout(cfg.channels_last))
+        with step_context(cfg.bf16, device):
+            losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
         ema.update(model, step + 1)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value  # tensors: no host sync until logging
         done = step + 1
         if done % cfg.log_every == 0:
-            row = {k: float(v) / cfg.log_every for k, v in sums.items()}
+            row = {k: float(distributed.global_mean(v)) / cfg.log_every for k, v in sums.items()}
             sums = {}
             bar.set_postfix(recon=f"{row['recon']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
-        if done % cfg.sample_every == 0 or done == cfg.steps:
+        if world.main and (done % cfg.sample_every == 0 or done == cfg.steps):
             row = {"step": done, "holdout_dice": reconstruction_dice(ema.model, holdout_maps)}
             stats.write(**row)
             save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).cpu().numpy()[:, 0])
-        if done % cfg.state_every == 0 and done < cfg.steps:
+        if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    if not world.main:  # rank 0 evaluates and writes the checkpoint
+        distributed.teardown()
+        return out / "checkpoint"
     holdout = reconstruction_dice(ema.model, holdout_maps)
     if done < cfg.steps:  # stopped by the clock
         print(f"time limit reached after {done} steps")
@@ -173,10 +190,13 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         steps=done,
         wall_time_s=round(time.time() - started, 1),
         device=str(device),
+        processes=world.size,
         train_config=asdict(cfg),
         metrics={"holdout_reconstruction_dice": holdout},
     )
-    return save_model(out / "checkpoint", ema.model, cfg.variant, **info)
+    folder = save_model(out / "checkpoint", ema.model, cfg.variant, **info)
+    distributed.teardown()
+    return folder
 
 
 def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -194,21 +214,21 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         loss = loss + cfg.kl_weight * kl
         out["kl"] = kl.detach()
     if cfg.dual:
-        fake_maps = torch.sigmoid(model.decoder(torch.randn_like(mu)))
+        fake_maps = torch.sigmoid(model.decoder(distributed.randn(mu)))
         fool_map = generator_loss(map_disc(fake_maps), cfg.adversarial)
         loss = loss + cfg.map_weight * fool_map
         out["fool_map"] = fool_map.detach()
     optimizers["model"].zero_grad(set_to_none=True)
     loss.backward()
-    optimizers["model"].step()
+    distributed.step(optimizers["model"])
     if adversarial:
         # Phase 2: code discriminator.
         code_disc.requires_grad_(True)
         z = reparameterise(mu, log_var).detach()
-        d_code = discriminator_loss(code_disc(torch.randn_like(mu)), code_disc(z), cfg.adversarial)
+        d_code = discriminator_loss(code_disc(distributed.randn(mu)), code_disc(z), cfg.adversarial)
         optimizers["code_disc"].zero_grad(set_to_none=True)
         d_code.backward()
-        optimizers["code_disc"].step()
+        distributed.step(optimizers["code_disc"])
         out["d_code"] = d_code.detach()
         # Phase 3: regularisation, the encoder fools the code discriminator.
         code_disc.requires_grad_(False)
@@ -216,7 +236,7 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         fool_code = cfg.code_weight * generator_loss(code_disc(z), cfg.adversarial)
         optimizers["encoder_reg"].zero_grad(set_to_none=True)
         fool_code.backward()
-        optimizers["encoder_reg"].step()
+        distributed.step(optimizers["encoder_reg"])
         out["fool_code"] = fool_code.detach()
     # Phase 4: map discriminator.
     if cfg.dual:
@@ -224,6 +244,6 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         d_map = discriminator_loss(map_disc(x), map_disc(fake_maps.detach()), cfg.adversarial)
         optimizers["map_disc"].zero_grad(set_to_none=True)
         d_map.backward()
-        optimizers["map_disc"].step()
+        distributed.step(optimizers["map_disc"])
         out["d_map"] = d_map.detach()
     return out

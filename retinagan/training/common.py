@@ -1,6 +1,7 @@
 """Pieces shared by the training loops: seeding, devices, schedules, EMA, stats log."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from retinagan import distributed
 
 
 def seed_everything(seed: int) -> None:
@@ -58,6 +61,15 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def step_context(bf16: bool, device: torch.device):
+    """bf16 autocast around a training step (matrix work in bf16, losses and weights in fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def layout(channels_last: bool) -> torch.memory_format:
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
 class Schedule:
     """Where a run stands, in steps or against the clock, whichever is further along.
 
@@ -69,13 +81,17 @@ class Schedule:
     def __init__(self, steps: int, time_limit_min: float, started: float):
         self.steps, self.limit_s, self.started = steps, time_limit_min * 60, started
 
-    def position(self, step: int) -> int:
+    def position(self, step: int, device: torch.device | None = None) -> int:
+        """Steps done, or the clock's share of them; in a data-parallel run, the furthest
+        process's view, so that all change learning rate and stop together."""
         if self.limit_s <= 0:
             return step
-        return max(step, int(self.steps * (time.time() - self.started) / self.limit_s))
+        by_clock = int(self.steps * (time.time() - self.started) / self.limit_s)
+        return max(step, int(distributed.agree_max(by_clock, device or torch.device("cpu"))))
 
-    def done(self, step: int) -> bool:
-        return self.position(step) >= self.steps
+
+def _main_process() -> bool:
+    return distributed.WORLD.main
 
 
 class StatsLog:
@@ -87,11 +103,13 @@ class StatsLog:
 
     def truncate(self, step: int) -> None:
         """Drop rows past step: after resuming from a state, those steps are run again."""
-        if self.path.is_file():
+        if self.path.is_file() and _main_process():
             rows = [line for line in self.path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
             self.path.write_text("".join(row + "\n" for row in rows))
 
     def write(self, **values) -> None:
+        if not _main_process():  # data-parallel runs: rank 0 keeps the log
+            return
         with self.path.open("a") as f:
             f.write(json.dumps(values) + "\n")
 

@@ -17,12 +17,13 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, Schedule, cosine_lr, pick_device, resume_run, seed_everything
+from retinagan.training.common import EMA, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -41,6 +42,9 @@ class Pix2PixTrainConfig:
     ema_decay: float = 0.998
     time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed (schedule follows the clock)
     device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", ...
+    channels_last: bool = True  # NHWC activations: faster convolutions (bench/bench_train.py)
+    foreach: bool = True  # multi-tensor optimiser updates
+    bf16: bool = False  # bf16 autocast of the step (bench/bench_train.py says where it pays)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500
@@ -78,8 +82,10 @@ def to_float(inputs: torch.Tensor, photos: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def augment_pairs(inputs: torch.Tensor, photos: torch.Tensor, generator: torch.Generator):
-    """Random top-bottom flips of whole pairs (left-right would undo the laterality step)."""
-    flip = (torch.rand(len(inputs), generator=generator) < 0.5).to(inputs.device)
+    """Random top-bottom flips of whole pairs (left-right would undo the laterality step).
+
+    The draws cover the global batch; this process keeps its slice (see retinagan.distributed)."""
+    flip = distributed.shard(torch.rand(len(inputs) * distributed.WORLD.size, generator=generator) < 0.5).to(inputs.device)
     inputs = torch.where(flip[:, None, None, None], inputs.flip(2), inputs)
     photos = torch.where(flip[:, None, None, None], photos.flip(2), photos)
     return inputs, photos
@@ -110,15 +116,19 @@ def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
 
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     seed_everything(cfg.seed)
-    device = pick_device(cfg.device)
+    world, device = distributed.setup(pick_device(cfg.device))
+    distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
     train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every)
-    generator = Pix2PixGenerator(cfg.model).to(device, memory_format=torch.channels_last)
-    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(device, memory_format=torch.channels_last)
+    generator = Pix2PixGenerator(cfg.model).to(device, memory_format=layout(cfg.channels_last))
+    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(device, memory_format=layout(cfg.channels_last))
+    if world.size > 1:
+        distributed.global_batchnorm(generator), distributed.global_batchnorm(disc)
+        distributed.broadcast_parameters(generator, disc)
     ema = EMA(generator, cfg.ema_decay)
     optimizers = {
-        "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=True),
-        "disc": torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=True),
+        "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=cfg.foreach),
+        "disc": torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=cfg.foreach),
     }
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
@@ -127,30 +137,36 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     started, sums = time.time() - elapsed, {}
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
-    for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step")):
-        if schedule.done(step):
+    steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step", disable=not world.main)
+    for step in (bar := steps):
+        position = schedule.position(step, device)
+        if position >= cfg.steps:
             break
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(schedule.position(step), cfg.steps, cfg.lr)
-        index = torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"])
+                group["lr"] = cosine_lr(position, cfg.steps, cfg.lr)
+        index = distributed.shard(torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"]))
         batch = (train.inputs[index].to(device, non_blocking=True), train.photos[index].to(device, non_blocking=True))
         inputs, photos = augment_pairs(*to_float(*batch), generators["data"])
         grades, looks = (t if t is None else t.to(device) for t in conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
-        losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=torch.channels_last), photos, grades, looks)
+        with step_context(cfg.bf16, device):
+            losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks)
         ema.update(generator, step + 1)
         for key, value in losses.items():
             sums[key] = sums.get(key, 0.0) + value
         done = step + 1
         if done % cfg.log_every == 0:
-            row = {k: float(v) / cfg.log_every for k, v in sums.items()}
+            row = {k: float(distributed.global_mean(v)) / cfg.log_every for k, v in sums.items()}
             sums = {}
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
-        if done % cfg.sample_every == 0 or done == cfg.steps:
+        if world.main and (done % cfg.sample_every == 0 or done == cfg.steps):
             snapshot(out, done, ema.model, holdout, stats)
-        if done % cfg.state_every == 0 and done < cfg.steps:
+        if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    if not world.main:  # rank 0 evaluates and writes the checkpoint
+        distributed.teardown()
+        return out / "checkpoint"
     if done < cfg.steps:  # stopped by the clock
         print(f"time limit reached after {done} steps")
         snapshot(out, done, ema.model, holdout, stats)
@@ -160,10 +176,13 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         steps=done,
         wall_time_s=round(time.time() - started, 1),
         device=str(device),
+        processes=world.size,
         train_config=asdict(cfg),
         metrics={"holdout_l1": holdout_l1(ema.model, holdout)},
     )
-    return save_model(out / "checkpoint", ema.model, "pix2pix", **info)
+    folder = save_model(out / "checkpoint", ema.model, "pix2pix", **info)
+    distributed.teardown()
+    return folder
 
 
 def snapshot(out: Path, step: int, generator: Pix2PixGenerator, holdout: PairSet, stats) -> None:
@@ -190,14 +209,14 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
     # Generator: fool the discriminator, stay close to the real photo.
     disc.requires_grad_(False)
     fool = generator_loss(disc(vessels, fake), cfg.adversarial)
-    l1 = F.l1_loss(fake, photos)
+    l1 = F.l1_loss(fake.float(), photos)
     optimizers["generator"].zero_grad(set_to_none=True)
     (fool + cfg.l1_weight * l1).backward()
-    optimizers["generator"].step()
+    distributed.step(optimizers["generator"])
     # Discriminator: real pairs vs translated pairs (halved, as in pix2pix).
     disc.requires_grad_(True)
     d_loss = 0.5 * discriminator_loss(disc(vessels, photos), disc(vessels, fake.detach()), cfg.adversarial)
     optimizers["disc"].zero_grad(set_to_none=True)
     d_loss.backward()
-    optimizers["disc"].step()
+    distributed.step(optimizers["disc"])
     return {"fool": fool.detach(), "l1": l1.detach(), "d": d_loss.detach()}
