@@ -93,12 +93,18 @@ def read_config(folder: str | os.PathLike, expected_kind: str | tuple[str, ...] 
         raise CheckpointError(f"checkpoint {folder}: no {CONFIG} (not a retinagan checkpoint)")
     try:
         config = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise CheckpointError(f"checkpoint {folder}: {CONFIG} is damaged ({exc})") from None
     if not isinstance(config, dict) or "kind" not in config or "format_version" not in config:
         raise CheckpointError(f"checkpoint {folder}: {CONFIG} lacks 'kind' or 'format_version'")
     version = config["format_version"]
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG} has an invalid format_version {version!r}")
+    if not isinstance(config["kind"], str):
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG} has an invalid kind {config['kind']!r}")
+    if not isinstance(config.get("model_config", {}), dict):
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG} has a model_config that is not a JSON object")
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {folder}: format version {version} is newer than this retinagan reads "
             f"({FORMAT_VERSION}); upgrade retinagan"
@@ -136,7 +142,6 @@ def load_model(
     """Rebuild the model from config.json and load its weights (as float32) in eval mode."""
     folder = Path(folder)
     config = read_config(folder, expected_kind)
-    model = build_model(config["kind"], config.get("model_config", {}))
     path = folder / WEIGHTS
     if not path.is_file():
         raise CheckpointError(f"checkpoint {folder}: no {WEIGHTS}")
@@ -144,6 +149,7 @@ def load_model(
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"checkpoint {folder}: {WEIGHTS} is damaged or truncated ({exc})") from None
+    model = _build_checked(folder, config, path.stat().st_size)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
@@ -151,6 +157,26 @@ def load_model(
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {folder}: weights do not fit the stored config ({first})") from None
     return model.to(device).eval(), config
+
+
+def _build_checked(folder: Path, config: dict, weights_bytes: int) -> torch.nn.Module:
+    """build_model, but a config that cannot build, or that needs more weights than the file
+    holds (e.g. a doctored width that would allocate gigabytes), is refused before allocating."""
+    kind, model_config = config["kind"], config.get("model_config", {})
+    try:
+        with torch.device("meta"):  # shapes only, no memory
+            skeleton = build_model(kind, model_config)
+        needed = sum(t.numel() * (2 if t.is_floating_point() else t.element_size()) for t in skeleton.state_dict().values())
+    except CheckpointError as exc:
+        raise CheckpointError(f"checkpoint {folder}: {exc}") from None
+    except (TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise CheckpointError(f"checkpoint {folder}: model_config does not describe a {kind} model ({exc})") from None
+    if needed > weights_bytes:
+        raise CheckpointError(
+            f"checkpoint {folder}: weights do not fit the stored config ({WEIGHTS} holds {weights_bytes} bytes, "
+            f"the config needs at least {needed})"
+        )
+    return build_model(kind, model_config)
 
 
 # --- training state: everything needed to resume a run exactly -------------------------
@@ -212,7 +238,7 @@ def load_training_state(
     try:
         meta = json.loads((folder / "state.json").read_text())
         tensors = load_file(str(folder / "state.safetensors"))
-    except (OSError, json.JSONDecodeError, SafetensorError, ValueError) as exc:
+    except (OSError, json.JSONDecodeError, SafetensorError, ValueError, RecursionError) as exc:
         raise CheckpointError(f"training state {folder}: damaged ({exc})") from None
     for name, module in modules.items():
         prefix = f"module/{name}/"

@@ -104,6 +104,10 @@ class Explorer:
                 self.problems.append(str(exc))
                 continue
             if config["kind"] in ("vae", "aae"):
+                sizes = config.get("model_config", {})
+                if not all(isinstance(sizes.get(k), int) and sizes[k] > 0 for k in ("image_size", "latent_dim")):
+                    self.problems.append(f"checkpoint {folder}: config.json lacks a valid image_size or latent_dim")
+                    continue
                 self.vessel_models[folder.name] = config
         self.translator_name = translator
         self.segmenter_name = segmenter
@@ -136,7 +140,12 @@ class Explorer:
 
     def atlas(self, name: str) -> Atlas | None:
         self.generator(name)  # the name check
-        return self._load(("atlas", name), lambda: load_atlas(self.root / name))
+        try:
+            return self._load(("atlas", name), lambda: load_atlas(self.root / name))
+        except CheckpointError as exc:  # a damaged atlas must not stop the app: it works without one
+            self.problems.append(str(exc))
+            self._cache[("atlas", name)] = None
+            return None
 
     def _load(self, key, make):
         if key not in self._cache:

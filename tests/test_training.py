@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 import torch
 
 from retinagan.checkpoint import read_config

@@ -68,15 +68,19 @@ def to_gray_array(image: Image.Image) -> np.ndarray:
     """Any PIL mode -> (H, W) uint8."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         return _rescale_to_uint8(np.asarray(image, dtype=np.float64))
+    if image.mode == "LAB":  # PIL converts LAB to RGB but not straight to L
+        image = image.convert("RGB")
     return np.asarray(image.convert("L"), dtype=np.uint8).copy()
 
 
 def _rescale_to_uint8(values: np.ndarray) -> np.ndarray:
-    top = values.max()
+    """0-1 (float maps), 0-255 or 0-65535 ranges -> 0-255; NaN -> 0, +-inf clipped."""
+    finite = np.isfinite(values)
+    top = values[finite].max() if finite.any() else 0.0
     if top <= 0:
         return np.zeros(values.shape, np.uint8)
-    scale = 255.0 / (65535.0 if top > 255 else 255.0)
-    return np.clip(values * scale, 0, 255).astype(np.uint8)
+    scale = 255.0 if top <= 1 else 255.0 / (65535.0 if top > 255 else 255.0)
+    return np.clip(np.nan_to_num(values * scale, nan=0.0), 0, 255).astype(np.uint8)
 
 
 def read_rgb(source, name: str | None = None) -> np.ndarray:

@@ -183,7 +183,16 @@ def _read_table(path: Path) -> list[dict[str, str]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
-            return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
+            rows = []
+            for row in reader:
+                extra = row.pop(None, [])  # fields beyond the header's; empty ones (trailing commas) are harmless
+                if any(value.strip() for value in extra):
+                    raise DatasetError(
+                        f"{path.name}: line {reader.line_num} has {len(reader.fieldnames) + len(extra)} fields, "
+                        f"the header {len(reader.fieldnames)}"
+                    )
+                rows.append({(k or "").strip().lower(): (v or "").strip() for k, v in row.items()})
+            return rows
     except UnicodeDecodeError:
         raise DatasetError(f"{path.name}: not a UTF-8 text CSV") from None
     except csv.Error as exc:
@@ -240,7 +249,7 @@ def read_graded(
             grade = int(float(grade_text))
             if grade not in GRADES or float(grade_text) != grade:
                 raise ValueError
-        except ValueError:
+        except (ValueError, OverflowError):  # OverflowError: "inf"
             report.bad_grades.append(f"{image_id}={grade_text!r}")
             continue
         samples.append(Sample(image=path, id=f"{source}-{path.stem}", source=source, grade=grade, laterality=_laterality(path.stem)))
