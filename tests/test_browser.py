@@ -90,6 +90,24 @@ def image_src(page, selector: str) -> str:
     return page.locator(f"{selector} img").first.get_attribute("src") or ""
 
 
+def type_number(page, selector: str, value: str) -> None:
+    """Type into a gr.Number on a tab that was just opened for the first time.
+
+    Gradio mounts a tab's components on its first view and, once everything on the tab has
+    loaded (Svelte's settled()), re-applies their initial props: a value typed in that window,
+    10-60 ms on this machine and longer under load, is silently put back to the default. That
+    reset happens once per mount, so type, let the page settle, and type again if it was undone.
+    """
+    box = page.locator(f"{selector} input")
+    for _ in range(3):
+        box.fill(value)
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        page.wait_for_timeout(300)
+        if box.input_value() == value:
+            return
+    assert box.input_value() == value, f"{selector} keeps resetting to {box.input_value()}"
+
+
 def not_blank(pixels: np.ndarray) -> bool:
     return pixels.std() > 10 and len(np.unique(pixels.reshape(-1, 3)[::7], axis=0)) > 20
 
@@ -165,9 +183,10 @@ def test_compare_export_and_segment_tabs(page):
     assert shot(page, "compare-grid", "#compare-grid img").std() > 10
     shot(page, "tab-compare")
     page.get_by_role("tab", name="Export").click()
-    page.locator("#export-n input").fill("2")
+    type_number(page, "#export-n", "2")
     page.get_by_role("button", name="Export zip").click()
-    page.wait_for_function("() => document.querySelector('#export-message').innerText.includes('2 pairs')", timeout=120000)
+    # the finished message, not the progress text ("2/2 pairs") shown in its place meanwhile
+    page.wait_for_function("() => /^\\s*2 pairs from /.test(document.querySelector('#export-message').innerText)", timeout=120000)
     idle(page)
     shot(page, "tab-export")
     page.get_by_role("tab", name="Segment vessels").click()
