@@ -11,13 +11,7 @@ PY=${PY:-python3}
 PREPARED=${PREPARED:-runs/prepared-256.npz}
 RUNS=${RUNS:-runs/gpu}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
-declare -A ARGS=(
-  [aae-lsgan-128]="aae --adversarial lsgan"
-  [aae-dual-128]="aae --adversarial lsgan --dual"
-  [aae-bce-128]="aae --adversarial bce"
-  [vae-128]="vae"
-  [aae-lsgan-32]="aae --adversarial lsgan --model.latent-dim 32"
-)
+source scripts/stage1_variants.sh
 COMMON="--steps 200000 --time-limit-min $MINUTES --sample-every 2000 --state-every 5000 --log-every 100"
 mkdir -p "$RUNS" "$OUT"
 nvidia-smi -L || true

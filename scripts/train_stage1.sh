@@ -9,13 +9,7 @@ DATA=${DATA:-../shared/data}
 STEPS=${STEPS:-1500}
 PREPARED=${PREPARED:-runs/prepared-256.npz}
 PY=${PY:-python}
-declare -A ARGS=(
-  [aae-lsgan-128]="aae --adversarial lsgan"
-  [aae-dual-128]="aae --adversarial lsgan --dual"
-  [aae-bce-128]="aae --adversarial bce"
-  [vae-128]="vae"
-  [aae-lsgan-32]="aae --adversarial lsgan --model.latent-dim 32"
-)
+source scripts/stage1_variants.sh
 variants=("$@")
 [ ${#variants[@]} -eq 0 ] && variants=(aae-lsgan-128 aae-dual-128 aae-bce-128 vae-128 aae-lsgan-32)
 for name in "${variants[@]}"; do
