@@ -131,7 +131,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
     map_disc = MapDiscriminator().to(device)
     if world.size > 1:
-        distributed.global_batchnorm(model), distributed.global_batchnorm(map_disc)
+        distributed.global_batchnorm(model)
+        distributed.global_batchnorm(map_disc)
         distributed.broadcast_parameters(model, code_disc, map_disc)
     ema = EMA(model, cfg.ema_decay)
     betas = (0.5, 0.999)  # the usual GAN setting, for the discriminators

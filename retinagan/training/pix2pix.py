@@ -123,7 +123,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     generator = Pix2PixGenerator(cfg.model).to(device, memory_format=layout(cfg.channels_last))
     disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(device, memory_format=layout(cfg.channels_last))
     if world.size > 1:
-        distributed.global_batchnorm(generator), distributed.global_batchnorm(disc)
+        distributed.global_batchnorm(generator)
+        distributed.global_batchnorm(disc)
         distributed.broadcast_parameters(generator, disc)
     ema = EMA(generator, cfg.ema_decay)
     optimizers = {
