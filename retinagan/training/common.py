@@ -90,10 +90,6 @@ class Schedule:
         return max(step, int(distributed.agree_max(by_clock, device or torch.device("cpu"))))
 
 
-def _main_process() -> bool:
-    return distributed.WORLD.main
-
-
 class StatsLog:
     """Appends one JSON object per line to stats.jsonl."""
 
@@ -103,12 +99,12 @@ class StatsLog:
 
     def truncate(self, step: int) -> None:
         """Drop rows past step: after resuming from a state, those steps are run again."""
-        if self.path.is_file() and _main_process():
+        if self.path.is_file() and distributed.WORLD.main:
             rows = [line for line in self.path.read_text().splitlines() if json.loads(line).get("step", 0) <= step]
             self.path.write_text("".join(row + "\n" for row in rows))
 
     def write(self, **values) -> None:
-        if not _main_process():  # data-parallel runs: rank 0 keeps the log
+        if not distributed.WORLD.main:  # data-parallel runs: rank 0 keeps the log
             return
         with self.path.open("a") as f:
             f.write(json.dumps(values) + "\n")

@@ -102,9 +102,14 @@ def translate(generator: Pix2PixGenerator, pairs: "PairSet", count: int | None =
     out, device = [], next(generator.parameters()).device
     for i in range(0, count or len(pairs.inputs), batch):
         part = slice(i, min(i + batch, count or len(pairs.inputs)))
-        inputs, grade, look = (t if t is None else t.to(device) for t in (pairs.inputs[part].float(), *conditions(generator.config, pairs, part)))
+        inputs, grade, look = on_device(device, pairs.inputs[part].float(), *conditions(generator.config, pairs, part))
         out.append(to_uint8(generator(inputs, grade, look)))
     return np.concatenate(out)
+
+
+def on_device(device: torch.device, *tensors: torch.Tensor | None) -> tuple:
+    """The tensors moved to device; None stays None (a condition the model does not take)."""
+    return tuple(t if t is None else t.to(device) for t in tensors)
 
 
 def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
@@ -149,7 +154,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         index = distributed.shard(torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"]))
         batch = (train.inputs[index].to(device, non_blocking=True), train.photos[index].to(device, non_blocking=True))
         inputs, photos = augment_pairs(*to_float(*batch), generators["data"])
-        grades, looks = (t if t is None else t.to(device) for t in conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
+        grades, looks = on_device(device, *conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks)
         ema.update(generator, step + 1)
