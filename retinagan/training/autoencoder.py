@@ -147,7 +147,6 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    sample_seeds = list(range(16))
     started, sums = time.time() - elapsed, {}
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step", disable=not world.main)
@@ -172,20 +171,16 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
             sums = {}
             bar.set_postfix(recon=f"{row['recon']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
-        if world.main and (done % cfg.sample_every == 0 or done == cfg.steps):
-            row = {"step": done, "holdout_dice": reconstruction_dice(ema.model, holdout_maps)}
-            stats.write(**row)
-            save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).cpu().numpy()[:, 0])
+        if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
+            snapshot(out, done, ema.model, holdout_maps, stats)
         if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     if not world.main:  # rank 0 evaluates and writes the checkpoint
         distributed.teardown()
         return out / "checkpoint"
-    holdout = reconstruction_dice(ema.model, holdout_maps)
-    if done < cfg.steps:  # stopped by the clock
+    if done < cfg.steps:
         print(f"time limit reached after {done} steps")
-        stats.write(step=done, holdout_dice=holdout)
-        save_grid(out / "samples" / f"step-{done:06d}.png", ema.model.sample(sample_seeds).cpu().numpy()[:, 0])
+    holdout = snapshot(out, done, ema.model, holdout_maps, stats)
     info = dict(
         training_data=f"prepared set {cfg.data}: {data_info}",
         steps=done,
@@ -198,6 +193,14 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     folder = save_model(out / "checkpoint", ema.model, cfg.variant, **info)
     distributed.teardown()
     return folder
+
+
+def snapshot(out: Path, step: int, model: VesselAutoencoder, holdout_maps: torch.Tensor, stats) -> float:
+    """Sample grid from fixed seeds 0-15; logs and returns the held-out reconstruction Dice."""
+    holdout = reconstruction_dice(model, holdout_maps)
+    stats.write(step=step, holdout_dice=holdout)
+    save_grid(out / "samples" / f"step-{step:06d}.png", model.sample(list(range(16))).cpu().numpy()[:, 0])
+    return holdout
 
 
 def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> dict[str, torch.Tensor]:

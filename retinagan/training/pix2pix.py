@@ -120,6 +120,8 @@ def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
 
 
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
+    if cfg.model.appearance_dim not in (0, 6):
+        raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
@@ -139,8 +141,6 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    if cfg.model.appearance_dim not in (0, 6):
-        raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     started, sums = time.time() - elapsed, {}
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step", disable=not world.main)
@@ -166,16 +166,16 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
             sums = {}
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
-        if world.main and (done % cfg.sample_every == 0 or done == cfg.steps):
+        if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
             snapshot(out, done, ema.model, holdout, stats)
         if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     if not world.main:  # rank 0 evaluates and writes the checkpoint
         distributed.teardown()
         return out / "checkpoint"
-    if done < cfg.steps:  # stopped by the clock
+    if done < cfg.steps:
         print(f"time limit reached after {done} steps")
-        snapshot(out, done, ema.model, holdout, stats)
+    final_l1 = snapshot(out, done, ema.model, holdout, stats)
     info = dict(
         appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
         training_data=f"prepared set {cfg.data}: {data_info}",
@@ -184,21 +184,23 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         device=str(device),
         processes=world.size,
         train_config=asdict(cfg),
-        metrics={"holdout_l1": holdout_l1(ema.model, holdout)},
+        metrics={"holdout_l1": final_l1},
     )
     folder = save_model(out / "checkpoint", ema.model, "pix2pix", **info)
     distributed.teardown()
     return folder
 
 
-def snapshot(out: Path, step: int, generator: Pix2PixGenerator, holdout: PairSet, stats) -> None:
-    """Sample grid (held-out maps, their translations, the real photos) and held-out L1."""
+def snapshot(out: Path, step: int, generator: Pix2PixGenerator, holdout: PairSet, stats) -> float:
+    """Sample grid (held-out maps, their translations, the real photos); logs and returns the held-out L1."""
     show = holdout.inputs[:8]
     fakes = translate(generator, holdout, count=len(show)).astype(np.float32) / 255
     reals = holdout.photos[:8].permute(0, 2, 3, 1).numpy().astype(np.float32) / 255
     vessels = np.repeat(show[:, :1].permute(0, 2, 3, 1).numpy().astype(np.float32), 3, axis=3)
     save_grid(out / "samples" / f"step-{step:06d}.png", np.concatenate([vessels, fakes, reals]), columns=len(show))
-    stats.write(step=step, holdout_l1=holdout_l1(generator, holdout))
+    l1 = holdout_l1(generator, holdout)
+    stats.write(step=step, holdout_l1=l1)
+    return l1
 
 
 @torch.no_grad()
