@@ -148,7 +148,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     started, sums = time.time() - elapsed, {}
-    schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
+    schedule, done, scored_at = Schedule(cfg.steps, cfg.time_limit_min, started), start_step, None
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step", disable=not world.main)
     for step in (bar := steps):
         position = schedule.position(step, device)
@@ -172,7 +172,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
             bar.set_postfix(recon=f"{row['recon']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
-            snapshot(out, done, ema.model, holdout_maps, stats)
+            holdout, scored_at = snapshot(out, done, ema.model, holdout_maps, stats), done
         if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     if not world.main:  # rank 0 evaluates and writes the checkpoint
@@ -180,7 +180,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         return out / "checkpoint"
     if done < cfg.steps:
         print(f"time limit reached after {done} steps")
-    holdout = snapshot(out, done, ema.model, holdout_maps, stats)
+    if scored_at != done:  # a clock-stopped run may end on a sample step, already scored
+        holdout = snapshot(out, done, ema.model, holdout_maps, stats)
     info = dict(
         training_data=f"prepared set {cfg.data}: {data_info}",
         steps=done,

@@ -142,7 +142,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     started, sums = time.time() - elapsed, {}
-    schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
+    schedule, done, scored_at = Schedule(cfg.steps, cfg.time_limit_min, started), start_step, None
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step", disable=not world.main)
     for step in (bar := steps):
         position = schedule.position(step, device)
@@ -167,7 +167,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
-            snapshot(out, done, ema.model, holdout, stats)
+            final_l1, scored_at = snapshot(out, done, ema.model, holdout, stats), done
         if world.main and done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     if not world.main:  # rank 0 evaluates and writes the checkpoint
@@ -175,7 +175,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         return out / "checkpoint"
     if done < cfg.steps:
         print(f"time limit reached after {done} steps")
-    final_l1 = snapshot(out, done, ema.model, holdout, stats)
+    if scored_at != done:  # a clock-stopped run may end on a sample step, already scored
+        final_l1 = snapshot(out, done, ema.model, holdout, stats)
     info = dict(
         appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
         training_data=f"prepared set {cfg.data}: {data_info}",
