@@ -9,11 +9,15 @@ label saying what each changes. Latent codes and metrics, not images: no data is
 """
 from __future__ import annotations
 
+import contextvars
+import functools
 import io
 import json
 import math
 import tempfile
+import threading
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +39,35 @@ FEATURE_WORDS = {
     "fractal_dimension": "complexity",
     "tortuosity": "tortuosity",
 }
+
+
+class OneThread:
+    """Runs every method call on the wrapped object on one dedicated thread; attributes pass through.
+
+    torch runs its CPU kernels on an OpenMP team owned by the calling thread. A Gradio server
+    calls back from a rotating pool of worker threads: once two of them have run the models,
+    two teams contend for the cores and a /generate call takes ~47 ms instead of ~30 on this
+    2-core CPU (every later call, whichever thread makes it). One thread, one team. The
+    caller's context variables go along, so Gradio progress bars keep working.
+    """
+
+    def __init__(self, target):
+        self._target = target
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="retinagan-models")
+        self._ident = self._pool.submit(threading.get_ident).result()
+
+    def __getattr__(self, name: str):
+        value = getattr(self._target, name)
+        if not callable(value):
+            return value
+
+        @functools.wraps(value)
+        def call(*args, **kwargs):
+            if threading.get_ident() == self._ident:  # already on it (a nested call)
+                return value(*args, **kwargs)
+            return self._pool.submit(contextvars.copy_context().run, value, *args, **kwargs).result()
+
+        return call
 
 
 @dataclass
@@ -137,6 +170,10 @@ class Explorer:
         from retinagan.inference import Segmenter
 
         return self._load("segmenter", lambda: Segmenter.load(self.root / self.segmenter_name))
+
+    def segment(self, rgb: np.ndarray) -> np.ndarray:
+        """A fundus photo (H, W, 3) uint8 -> its vessel map (H, W) bool, at the photo's size."""
+        return self.segmenter().segment(rgb)
 
     def atlas(self, name: str) -> Atlas | None:
         self.generator(name)  # the name check

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from retinagan.checkpoint import load_model
 from retinagan.data.preprocess import fov_box, fov_mask, resize, segmenter_input
+from retinagan.models.layers import fold_batchnorm
 
 
 class Segmenter:
@@ -86,7 +87,7 @@ class VesselGenerator:
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "VesselGenerator":
         model, config = load_model(folder, expected_kind=("vae", "aae"), device=device)
-        return cls(model, config)
+        return cls(fold_batchnorm(model), config)
 
     @property
     def latent_dim(self) -> int:
@@ -143,7 +144,7 @@ class FundusTranslator:
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":
         model, config = load_model(folder, expected_kind="pix2pix", device=device)
-        return cls(model, config)
+        return cls(fold_batchnorm(model), config)
 
     @property
     def size(self) -> int:

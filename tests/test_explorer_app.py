@@ -2,6 +2,7 @@
 import csv
 import shutil
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -77,9 +78,59 @@ def test_generate_is_deterministic_and_sliders_move_the_tree(ui):
     z0 = ui.explorer().code("aae-lsgan-128", 5)
     z1 = ui.explorer().code("aae-lsgan-128", 5, [3.0, 0, 0])
     assert not np.allclose(z0, z1)
-    assert ui.generate_api(5, "unknown", "aae-lsgan-128")[0].shape == (128, 128)
     none, _, message = ui.generate(5, "unknown", "no-such-model")
     assert none is None and "no vessel model" in message
+
+
+def test_generate_api_serves_lossless_png_files(ui):
+    vessels, photo, _ = ui.generate(7, "unknown", "aae-lsgan-128")
+    v_path, p_path = ui.generate_api(7, "unknown", "aae-lsgan-128")
+    assert v_path.endswith(".png") and p_path.endswith(".png")
+    assert np.array_equal(np.asarray(Image.open(v_path)), vessels) and np.array_equal(np.asarray(Image.open(p_path)), photo)
+    assert ui.generate_files(7, "unknown", "aae-lsgan-128")[:2] == (v_path, p_path)  # named by content
+    assert ui.generate_files(1, "unknown", "no-such-model")[:2] == (None, None)
+
+
+def test_png_files_keep_only_the_newest(tmp_path):
+    files = app.PngFiles(keep=3)
+    paths = [files(np.full((4, 4), k, np.uint8)) for k in range(5)]
+    assert [Path(p).exists() for p in paths] == [False, False, True, True, True]
+    assert files(None) is None
+
+
+def test_models_run_on_one_thread_with_the_callers_context():
+    import contextvars
+    import threading
+
+    from retinagan.explorer import OneThread
+
+    where = contextvars.ContextVar("where", default="unset")
+
+    class Probe:
+        label = "attribute"
+
+        def ident(self):
+            return threading.get_ident(), where.get()
+
+        def nested(self, proxy):
+            return proxy.ident()  # a call from the model thread itself must not wait on it
+
+        def fail(self):
+            raise ValueError("bad input")
+
+    proxy = OneThread(Probe())
+    where.set("caller")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(proxy.ident())) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({ident for ident, _ in results}) == 1 and results[0][0] != threading.get_ident()
+    assert proxy.ident() == results[0][:1] + ("caller",)
+    assert proxy.nested(proxy)[0] == results[0][0] and proxy.label == "attribute"
+    with pytest.raises(ValueError, match="bad input"):
+        proxy.fail()
 
 
 def test_slider_labels_come_from_the_atlas(ui):

@@ -156,3 +156,32 @@ def test_appearance_input_changes_the_look_and_is_seeded(prepared_maps, tmp_path
     assert np.array_equal(a, translator.translate(vessels, look_seed=same))  # the seed picks a training photo's look
     assert not np.array_equal(a, translator.translate(vessels, look_seed=other))
     assert np.allclose(translator.look(None), translator.looks.mean(0))
+
+
+def test_folding_batchnorm_keeps_what_the_models_compute():
+    """Inference loads fold each BatchNorm into its conv: same outputs, fewer layers."""
+    from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
+    from retinagan.models.layers import fold_batchnorm
+
+    torch.manual_seed(0)
+    translator = Pix2PixGenerator(Pix2PixConfig(base_channels=8, image_size=64, appearance_dim=6))
+    autoencoder = VesselAutoencoder(AutoencoderConfig(latent_dim=16, base_channels=4, image_size=64))
+    for model in (translator, autoencoder):
+        for m in model.modules():  # running statistics that are not the identity
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.data.uniform_(0.5, 1.5)
+                m.bias.data.uniform_(-0.2, 0.2)
+        with pytest.raises(RuntimeError, match="eval mode"):
+            fold_batchnorm(model)
+        model.eval()
+    x, look, z = torch.rand(2, 2, 64, 64), torch.rand(2, 6), torch.randn(2, 16)
+    with torch.no_grad():
+        before = translator(x, None, look), autoencoder.decode(z), autoencoder.encode(x[:, :1])
+        norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in [*translator.modules(), *autoencoder.modules()])
+        fold_batchnorm(translator), fold_batchnorm(autoencoder)
+        after = translator(x, None, look), autoencoder.decode(z), autoencoder.encode(x[:, :1])
+    assert norms > 10 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in [*translator.modules(), *autoencoder.modules()])
+    for a, b in zip(before, after):
+        assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
