@@ -21,6 +21,7 @@ def _trainers() -> dict:
     A function, so that importing retinagan.cli (the app takes its defaults from it) does not
     load torch; building the parser does."""
     from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+    from retinagan.training.end2end import End2EndTrainConfig, train_end2end
     from retinagan.training.pix2pix import Pix2PixTrainConfig, train_pix2pix
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
 
@@ -29,6 +30,7 @@ def _trainers() -> dict:
         "vae": (AutoencoderTrainConfig, train_autoencoder),  # the kind sets --variant
         "aae": (AutoencoderTrainConfig, train_autoencoder),
         "pix2pix": (Pix2PixTrainConfig, train_pix2pix),
+        "end2end": (End2EndTrainConfig, train_end2end),
     }
 
 
@@ -79,6 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     ev_fun.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for vessel fidelity")
     ev_fun.add_argument("--json", action="store_true")
     ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
+    ev_syn = targets.add_parser("synthetic", help="train on synthetic, test on real: segmenters trained on real / synthetic / both pairs, scored on DRIVE test")
+    ev_syn.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
+    ev_syn.add_argument("--translator", default="checkpoints/pix2pix", help="the pix2pix checkpoint that makes the photos")
+    ev_syn.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root: training split = the real pairs, test split = the scoring")
+    ev_syn.add_argument("--n", type=int, default=100, help="synthetic pairs")
+    ev_syn.add_argument("--seeds", type=int, default=2, help="training seeds per condition")
+    ev_syn.add_argument("--steps", type=int, default=600, help="optimiser steps per segmenter")
+    ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
+    ev_syn.add_argument("--json", action="store_true")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
     ev_lat.add_argument("--json", action="store_true")
@@ -211,6 +222,18 @@ def cmd_evaluate(args) -> int:
             from retinagan.checkpoint import update_metrics
 
             update_metrics(args.checkpoint, {"evaluate_fundus": result})
+    elif args.target == "synthetic":
+        from retinagan.inference import FundusTranslator, VesselGenerator
+        from retinagan.metrics.synthetic_training import train_on_synthetic
+
+        result = train_on_synthetic(VesselGenerator.load(args.vessels), FundusTranslator.load(args.translator), args.drive,
+                                    args.n, tuple(range(args.seeds)), args.steps, args.output)
+        if not args.json:
+            for condition, row in result["summary"].items():
+                print(f"{condition:>10}: {row['pairs']:4d} pairs, Dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}, "
+                      f"AUC {row['auc_mean']:.4f} ± {row['auc_std']:.4f}")
+            print(f"synthetic / real Dice {result['synthetic_over_real_dice']:.3f}; mixed - real {result['mixed_minus_real_dice']:+.4f}")
+            return 0
     else:
         from retinagan.metrics.laterality import laterality_agreement
 

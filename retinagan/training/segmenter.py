@@ -85,12 +85,23 @@ def random_patches(images: torch.Tensor, labels: torch.Tensor, count: int, patch
 
 
 def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
+    """Train on DRIVE training; the threshold is chosen there and DRIVE test scored."""
+    images, vessels, _, fov_width = load_drive_tensors(cfg.drive, "training")
+    cfg.model.fov_width = fov_width
+    return fit_segmenter(cfg, images, vessels, "DRIVE training split (20 photos, 1st_manual maps); DRIVE terms: research use",
+                         finalize=lambda folder: finalize_segmenter(folder, cfg.drive))
+
+
+def fit_segmenter(cfg: SegmenterTrainConfig, images: torch.Tensor, vessels: torch.Tensor, training_data: str,
+                  finalize=None, progress: bool = True) -> Path:
+    """The training loop on any set: segmenter inputs and binary vessel maps, each (N, 1, H, W)
+    (`load_drive_tensors`, or `segmenter_input` of other photos). cfg.model.fov_width must be the
+    FOV width of these images: inference rescales photos to it. Writes cfg.output/checkpoint and
+    runs `finalize(folder)` on it (rank 0); returns the folder."""
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    images, vessels, _, fov_width = load_drive_tensors(cfg.drive, "training")
-    cfg.model.fov_width = fov_width
     model = VesselSegmenter(cfg.model).to(device, memory_format=torch.channels_last)
     if world.size > 1:
         distributed.global_batchnorm(model)
@@ -101,7 +112,7 @@ def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
     stats = StatsLog(out / "stats.jsonl")
     start, running = time.time(), []
     model.train()
-    for step in (bar := tqdm(range(cfg.steps), desc="segmenter", unit="step", disable=not world.main)):
+    for step in (bar := tqdm(range(cfg.steps), desc="segmenter", unit="step", disable=not (world.main and progress))):
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, cfg.steps, cfg.lr)
         x, y = (t.to(device, non_blocking=True) for t in random_patches(images, vessels, cfg.batch_size, cfg.patch, generator))
@@ -119,7 +130,7 @@ def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
             bar.set_postfix(loss=f"{mean:.4f}")
             stats.write(step=step + 1, loss=mean, lr=optimizer.param_groups[0]["lr"], seconds=time.time() - start)
     info = dict(
-        training_data="DRIVE training split (20 photos, 1st_manual maps); DRIVE terms: research use",
+        training_data=training_data,
         steps=cfg.steps,
         wall_time_s=round(time.time() - start, 1),
         device=str(device),
@@ -129,7 +140,8 @@ def train_segmenter(cfg: SegmenterTrainConfig) -> Path:
     folder = out / "checkpoint"
     if world.main:
         save_model(folder, ema.model.float().to(memory_format=torch.contiguous_format), "segmenter", **info)
-        finalize_segmenter(folder, cfg.drive)
+        if finalize is not None:
+            finalize(folder)
     distributed.teardown()
     return folder
 
