@@ -28,7 +28,7 @@ from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, 
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -147,7 +147,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     modules = {"model": model, "ema": ema.model, "code_disc": code_disc, "map_disc": map_disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    started, sums = time.time() - elapsed, {}
+    started, sums = time.time() - elapsed, LossSums(cfg.log_every)
     schedule, done, scored_at = Schedule(cfg.steps, cfg.time_limit_min, started), start_step, None
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=cfg.variant, unit="step", disable=not world.main)
     for step in (bar := steps):
@@ -163,12 +163,10 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
         ema.update(model, step + 1)
-        for key, value in losses.items():
-            sums[key] = sums.get(key, 0.0) + value  # tensors: no host sync until logging
+        sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
         if done % cfg.log_every == 0:
-            row = {k: float(distributed.global_mean(v)) / cfg.log_every for k, v in sums.items()}
-            sums = {}
+            row = sums.take()
             bar.set_postfix(recon=f"{row['recon']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
@@ -227,22 +225,7 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
     loss.backward()
     distributed.step(optimizers["model"])
     if adversarial:
-        # Phase 2: code discriminator.
-        code_disc.requires_grad_(True)
-        z = reparameterise(mu, log_var).detach()
-        d_code = discriminator_loss(code_disc(distributed.randn(mu)), code_disc(z), cfg.adversarial)
-        optimizers["code_disc"].zero_grad(set_to_none=True)
-        d_code.backward()
-        distributed.step(optimizers["code_disc"])
-        out["d_code"] = d_code.detach()
-        # Phase 3: regularisation, the encoder fools the code discriminator.
-        code_disc.requires_grad_(False)
-        z = reparameterise(*model.encoder(x))
-        fool_code = cfg.code_weight * generator_loss(code_disc(z), cfg.adversarial)
-        optimizers["encoder_reg"].zero_grad(set_to_none=True)
-        fool_code.backward()
-        distributed.step(optimizers["encoder_reg"])
-        out["fool_code"] = fool_code.detach()
+        out.update(code_phases(cfg, model, code_disc, optimizers, x, mu, log_var))
     # Phase 4: map discriminator.
     if cfg.dual:
         map_disc.requires_grad_(True)
@@ -252,3 +235,20 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         distributed.step(optimizers["map_disc"])
         out["d_map"] = d_map.detach()
     return out
+
+
+def code_phases(cfg, model, code_disc, optimizers, x: torch.Tensor, mu: torch.Tensor, log_var: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The AAE's phases 2 and 3: the code discriminator learns prior samples vs the codes of x
+    (mu, log_var from phase 1); then the encoder alone, with its own optimiser, fools it."""
+    code_disc.requires_grad_(True)
+    z = reparameterise(mu, log_var).detach()
+    d_code = discriminator_loss(code_disc(distributed.randn(mu)), code_disc(z), cfg.adversarial)
+    optimizers["code_disc"].zero_grad(set_to_none=True)
+    d_code.backward()
+    distributed.step(optimizers["code_disc"])
+    code_disc.requires_grad_(False)
+    fool_code = cfg.code_weight * generator_loss(code_disc(reparameterise(*model.encoder(x))), cfg.adversarial)
+    optimizers["encoder_reg"].zero_grad(set_to_none=True)
+    fool_code.backward()
+    distributed.step(optimizers["encoder_reg"])
+    return {"d_code": d_code.detach(), "fool_code": fool_code.detach()}

@@ -110,6 +110,23 @@ class StatsLog:
             f.write(json.dumps(values) + "\n")
 
 
+class LossSums:
+    """A step's losses summed as tensors (no host sync per step); `take` averages them over the
+    steps since the last take and over the data-parallel ranks: the row stats.jsonl gets."""
+
+    def __init__(self, every: int):
+        self.every, self.sums = every, {}
+
+    def add(self, losses: dict) -> None:
+        for key, value in losses.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+
+    def take(self) -> dict[str, float]:
+        row = {k: float(distributed.global_mean(v)) / self.every for k, v in self.sums.items()}
+        self.sums = {}
+        return row
+
+
 def resume_run(out: Path, resume: bool, modules: dict, optimizers: dict, generators: dict) -> tuple[int, float, StatsLog]:
     """Restore the latest training state in `out` (when resume), in place.
 

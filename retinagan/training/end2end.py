@@ -29,10 +29,10 @@ from tqdm import tqdm
 from retinagan import distributed
 from retinagan.checkpoint import load_model, save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss, reconstruction_loss
-from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder, reparameterise
+from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
-from retinagan.training.autoencoder import reconstruction_dice
-from retinagan.training.common import EMA, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.autoencoder import code_phases, reconstruction_dice
+from retinagan.training.common import EMA, LossSums, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.training.pix2pix import augment_pairs, conditions, holdout_l1, load_pairs, on_device, to_float, to_uint8
 from retinagan.visual import save_grid
 
@@ -114,7 +114,7 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
                "code_disc": code_disc, "photo_disc": photo_disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    started, sums = time.time() - elapsed, {}
+    started, sums = time.time() - elapsed, LossSums(cfg.log_every)
     schedule, done, scored_at = Schedule(cfg.steps, cfg.time_limit_min, started), start_step, None
     desc = "end2end" if cfg.joint else "side by side"
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc=desc, unit="step", disable=not world.main)):
@@ -133,12 +133,10 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
                                 inputs.contiguous(memory_format=memory), photos, grades, looks)
         ema_vessels.update(model, step + 1)
         ema_translator.update(translator, step + 1)
-        for key, value in losses.items():
-            sums[key] = sums.get(key, 0.0) + value
+        sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
         if done % cfg.log_every == 0:
-            row = {k: float(distributed.global_mean(v)) / cfg.log_every for k, v in sums.items()}
-            sums = {}
+            row = sums.take()
             bar.set_postfix(recon=f"{row['recon']:.3f}", l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
@@ -197,18 +195,7 @@ def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs
     distributed.step(optimizers["translator"])
     out = {"recon": recon.detach(), "l1": l1.detach(), "fool_photo": fool.detach()}
     # 2. Code discriminator, then the encoder fools it (AAE regularisation).
-    code_disc.requires_grad_(True)
-    z = reparameterise(mu, log_var).detach()
-    d_code = discriminator_loss(code_disc(distributed.randn(mu)), code_disc(z), cfg.adversarial)
-    optimizers["code_disc"].zero_grad(set_to_none=True)
-    d_code.backward()
-    distributed.step(optimizers["code_disc"])
-    code_disc.requires_grad_(False)
-    fool_code = cfg.code_weight * generator_loss(code_disc(reparameterise(*model.encoder(vessels))), cfg.adversarial)
-    optimizers["encoder_reg"].zero_grad(set_to_none=True)
-    fool_code.backward()
-    distributed.step(optimizers["encoder_reg"])
-    out.update(d_code=d_code.detach(), fool_code=fool_code.detach())
+    out.update(code_phases(cfg, model, code_disc, optimizers, vessels, mu, log_var))
     # 3. Photo discriminator: real pairs vs drawn pairs (halved, as in pix2pix).
     photo_disc.requires_grad_(True)
     d_photo = 0.5 * discriminator_loss(photo_disc(vessels, photos), photo_disc(drawn.detach(), fake.detach()), cfg.photo_adversarial)

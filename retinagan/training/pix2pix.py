@@ -23,7 +23,7 @@ from retinagan.losses import discriminator_loss, generator_loss
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -141,7 +141,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
-    started, sums = time.time() - elapsed, {}
+    started, sums = time.time() - elapsed, LossSums(cfg.log_every)
     schedule, done, scored_at = Schedule(cfg.steps, cfg.time_limit_min, started), start_step, None
     steps = tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="pix2pix", unit="step", disable=not world.main)
     for step in (bar := steps):
@@ -158,12 +158,10 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks)
         ema.update(generator, step + 1)
-        for key, value in losses.items():
-            sums[key] = sums.get(key, 0.0) + value
+        sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
         if done % cfg.log_every == 0:
-            row = {k: float(distributed.global_mean(v)) / cfg.log_every for k, v in sums.items()}
-            sums = {}
+            row = sums.take()
             bar.set_postfix(l1=f"{row['l1']:.3f}")
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if world.main and done % cfg.sample_every == 0 and done < cfg.steps:
