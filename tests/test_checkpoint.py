@@ -158,3 +158,20 @@ def test_unknown_config_field(saved):
     (saved / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="warp_drive"):
         load_model(saved)
+
+
+def test_shipped_checkpoints_are_fp16_and_fit_the_budget():
+    """checkpoints/ stays under 80 MB (10^6 bytes) and every shipped model is stored in fp16."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    root = Path(__file__).resolve().parent.parent / "checkpoints"
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
+    assert total < 80e6, f"checkpoints/ holds {total / 1e6:.1f} MB"
+    folders = [f for f in root.iterdir() if (f / "model.safetensors").is_file()]
+    assert len(folders) >= 7  # segmenter, five vessel models, pix2pix
+    for folder in folders:
+        assert read_config(folder)["dtype"] == "float16", folder.name
+        with safe_open(folder / "model.safetensors", "pt") as weights:
+            assert all(weights.get_slice(k).get_dtype() in ("F16", "I64") for k in weights.keys()), folder.name
