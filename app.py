@@ -375,11 +375,21 @@ def table_rows():
 
 # --- Lesions ----------------------------------------------------------------------------------
 def lesion_base(model, seed, grade):
-    """Start a lesion canvas from the current sample: (canvas, base photo state, lesion list, message)."""
-    _, photo, message = generate(seed, grade, model)
-    if photo is None:
-        return None, None, [], message + " — lesions need a translator to paint on."
-    return photo, photo, [], "Click on the photo to place a lesion."
+    """Start a lesion canvas from a sample with no lesions of its own (lesions are placed by hand):
+    (canvas, base state {photo, vessels, grade}, lesion list, message)."""
+    try:
+        ex = explorer()
+        if not model:
+            return None, None, [], _no_models()
+        vessels = ex.decode(model, ex.code(model, int(seed)))
+        photos = ex.photos(vessels, _grade(grade), lesions=[], look_seed=int(seed))
+    except (RetinaganError, ValueError) as exc:
+        return None, None, [], _error(exc)
+    if photos is None:
+        return None, None, [], "Lesions need a translator in the checkpoints folder."
+    base = {"photo": photos[0], "vessels": vessels[0], "grade": _grade(grade)}
+    how = "drawn by the translator" if ex.translator().draws_lesions else "painted on (this translator takes no lesion maps)"
+    return photos[0], base, [], f"Click on the photo to place a lesion (lesions are {how}; the photo stays unchanged elsewhere)."
 
 
 def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
@@ -387,22 +397,23 @@ def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
         return None, lesions, "Make a photo first (button above)."
     x, y = evt.index
     lesions = (lesions or []) + [{"kind": kind, "x": float(x), "y": float(y), "size": float(size)}]
-    return _render(base, lesions), lesions, f"{len(lesions)} lesion(s); last: {kind} at ({x}, {y})"
+    try:
+        return _render(base, lesions), lesions, f"{len(lesions)} lesion(s); last: {kind} at ({x}, {y})"
+    except (RetinaganError, ValueError) as exc:
+        return base["photo"], lesions[:-1], _error(exc)
 
 
 def lesions_api(model: str, seed: float, grade: str, lesions_json: str):
-    """/lesions: (model, seed, grade, lesions as JSON [{"kind", "x", "y", "size"}, ...]) -> (photo, message)."""
-    import json
+    """/lesions: (model, seed, grade, lesions as JSON [{"type" | "kind", "x", "y", "radius" | "size"}, ...]) -> (photo, message)."""
+    from retinagan.lesions import lesions_from_json
 
-    _, photo, message = generate(seed, grade, model)
-    if photo is None:
+    _, base, _, message = lesion_base(model, seed, grade)
+    if base is None:
         return None, message
     try:
-        lesions = json.loads(lesions_json or "[]")
-        if not isinstance(lesions, list):
-            raise ValueError("lesions must be a JSON list")
-        return _render(photo, lesions), f"{len(lesions)} lesion(s) on {model}, seed {int(seed)}"
-    except (ValueError, TypeError) as exc:
+        lesions = lesions_from_json(lesions_json or "[]", base["photo"].shape[0])
+        return _render(base, lesions), f"{len(lesions)} lesion(s) on {model}, seed {int(seed)}"
+    except (RetinaganError, ValueError, TypeError) as exc:
         return None, _error(exc)
 
 
@@ -411,13 +422,10 @@ def undo_lesion(base, lesions):
     return (None if base is None else _render(base, lesions)), lesions, f"{len(lesions)} lesion(s)"
 
 
-def _render(base, lesions):
-    from retinagan.inference import fov_disc
-    from retinagan.lesions import paint
-
-    base = np.asarray(base, dtype=np.uint8)
-    fov = base.max(2) > 12 if base.ndim == 3 else fov_disc(base.shape[0])
-    return paint(base, [Lesion(**d) for d in lesions], fov)
+def _render(base: dict, lesions: list) -> np.ndarray:
+    """The base photo with these lesions (dicts or Lesion) inserted."""
+    lesions = [d if isinstance(d, Lesion) else Lesion(**d) for d in lesions]
+    return explorer().insert(base["photo"], base["vessels"], lesions, base["grade"])
 
 
 # --- Export -----------------------------------------------------------------------------------

@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     ev_syn.add_argument("--steps", type=int, default=600, help="optimiser steps per segmenter")
     ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
     ev_syn.add_argument("--json", action="store_true")
+    ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
+    ev_con.add_argument("--translator", default="checkpoints/pix2pix-grade", help="a pix2pix checkpoint trained with grades and lesion maps")
+    ev_con.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
+    ev_con.add_argument("--real", help="real graded photos for the reference and the grade classifier: a prepared .npz or "
+                        f"dataset folders / label files (e.g. {DEFAULT_DATA}/eyepacs); left out: those parts are skipped")
+    ev_con.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for --real folders")
+    ev_con.add_argument("--n", type=int, default=50, help="samples per grade")
+    ev_con.add_argument("--placement", type=int, default=50, help="photos with random requested lesions (6 each)")
+    ev_con.add_argument("--seed", type=int, default=0)
+    ev_con.add_argument("--json", action="store_true")
+    ev_con.add_argument("--store", action="store_true", help="write the scores into the translator's config.json")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
     ev_lat.add_argument("--json", action="store_true")
@@ -101,7 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="sample vessel trees [and fundus photos]: vessels/, fundus/, manifest.csv")
     gen.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder")
     gen.add_argument("--translator", help="a pix2pix checkpoint folder: also write fundus/NNNNNN.png for each tree")
-    gen.add_argument("--grade", type=int, help="DR grade 0-4 for the photos (translators trained with grades)")
+    gen.add_argument("--grade", type=int, help="DR grade 0-4 for the photos (translators trained with grades); "
+                     "a lesion-drawing translator also gets lesions composed to match it, unless --lesions")
+    gen.add_argument("--lesions", help='JSON file: [{"type": "microaneurysm|haemorrhage|exudate", "x": .., "y": .., "radius": ..}, ...] '
+                     "in pixels of the photo; every photo gets these lesions")
     gen.add_argument("--fov-height", type=float, default=1.0, help="field of view cut at top and bottom to this fraction (0.5-1)")
     gen.add_argument("--noise", action="store_true", help="use the translator's dropout noise (seeded per sample)")
     gen.add_argument("--n", type=int, default=16, help="number of samples")
@@ -234,6 +248,28 @@ def cmd_evaluate(args) -> int:
                       f"AUC {row['auc_mean']:.4f} ± {row['auc_std']:.4f}")
             print(f"synthetic / real Dice {result['synthetic_over_real_dice']:.3f}; mixed - real {result['mixed_minus_real_dice']:+.4f}")
             return 0
+    elif args.target == "control":
+        from retinagan.inference import FundusTranslator, VesselGenerator
+        from retinagan.metrics.control import evaluate_control
+
+        translator = FundusTranslator.load(args.translator)
+        prepared = None
+        if args.real:
+            from retinagan.inference import Segmenter
+
+            segmenter = None if args.real.endswith(".npz") else Segmenter.load(args.segmenter)
+            prepared = _real_set(args.real, segmenter, translator.size)
+        try:
+            result = evaluate_control(translator, VesselGenerator.load(args.vessels), prepared, args.n, args.placement, args.seed)
+        except ValueError as exc:
+            raise RetinaganError(str(exc)) from None
+        if args.store:
+            from retinagan.checkpoint import update_metrics
+
+            update_metrics(args.translator, {"evaluate_control": result})
+        if not args.json:
+            print(json.dumps(result, indent=1))
+            return 0
     else:
         from retinagan.metrics.laterality import laterality_agreement
 
@@ -281,8 +317,18 @@ def cmd_generate(args) -> int:
         raise RetinaganError("--n must be at least 1")
     generator = VesselGenerator.load(args.checkpoint)
     translator = FundusTranslator.load(args.translator) if args.translator else None
-    if translator is None and (args.grade is not None or args.noise):
-        raise RetinaganError("--grade and --noise need --translator")
+    if translator is None and (args.grade is not None or args.noise or args.lesions):
+        raise RetinaganError("--grade, --lesions and --noise need --translator")
+    lesions = None
+    if args.lesions:
+        from retinagan.lesions import lesions_from_json
+
+        try:
+            lesions = lesions_from_json(Path(args.lesions).read_text(encoding="utf-8"), translator.size)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RetinaganError(f"--lesions {args.lesions}: cannot read ({exc})") from None
+        except ValueError as exc:
+            raise RetinaganError(f"--lesions {args.lesions}: {exc}") from None
     if translator is not None and args.grade is not None:
         if translator.grades == 0:
             raise RetinaganError(f"--grade: {args.translator} was trained without grades")
@@ -296,7 +342,7 @@ def cmd_generate(args) -> int:
     written = export_samples(
         generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output),
         translator=translator, translator_name=Path(args.translator).name if args.translator else "",
-        grades=[args.grade], fov=fov, noise=args.noise,
+        grades=[args.grade], fov=fov, noise=args.noise, lesions=lesions,
     )
     print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")
     return 0

@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from retinagan.errors import CheckpointError, RetinaganError
-from retinagan.lesions import Lesion, paint
+from retinagan.lesions import Lesion
 
 ATLAS_JSON = "atlas.json"
 ATLAS_TENSORS = "atlas.safetensors"
@@ -121,10 +121,14 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return direction * ((1 - t) * na + t * nb)
 
 
+TRANSLATORS = ("pix2pix-grade", "pix2pix")  # the grade- and lesion-conditioned translator first
+
+
 class Explorer:
     """Models found in a checkpoints folder: vessel generators (vae/aae) and a translator (pix2pix)."""
 
-    def __init__(self, checkpoints: str | Path = "checkpoints", translator: str = "pix2pix", segmenter: str = "segmenter"):
+    def __init__(self, checkpoints: str | Path = "checkpoints", translator: str | None = None, segmenter: str = "segmenter"):
+        """translator: a folder name in `checkpoints`; None: the first of TRANSLATORS present."""
         from retinagan.checkpoint import read_config
 
         self.root = Path(checkpoints)
@@ -142,7 +146,8 @@ class Explorer:
                     self.problems.append(f"checkpoint {folder}: config.json lacks a valid image_size or latent_dim")
                     continue
                 self.vessel_models[folder.name] = config
-        self.translator_name = translator
+        present = [name for name in TRANSLATORS if (self.root / name / "config.json").is_file()]
+        self.translator_name = translator or (present[0] if present else TRANSLATORS[0])
         self.segmenter_name = segmenter
         self._cache: dict = {}
 
@@ -210,7 +215,9 @@ class Explorer:
     def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None,
                look_seed: int | None = None) -> np.ndarray | None:
         """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator.
-        look_seed picks the photos' overall look (a training photo's colour and contrast); None: the average look."""
+        look_seed picks the photos' overall look (a training photo's colour and contrast); None: the average look.
+        lesions: drawn on every photo; None: a lesion-drawing translator gets lesions composed to
+        match the grade (seeded by look_seed), others none."""
         from retinagan.inference import fov_disc
 
         translator = self.translator()
@@ -220,10 +227,20 @@ class Explorer:
             raise RetinaganError(f"the translator makes {translator.size} px photos; these maps are {maps.shape[-1]} px")
         grade = grade if translator.grades > 0 else None
         fov = fov_disc(translator.size, fov_height)
-        out = translator.translate(maps, fov, grade, look_seed=look_seed)
-        if lesions:
-            out = np.stack([paint(photo, lesions, fov) for photo in out])
-        return out
+        seed = 0 if look_seed is None else int(look_seed)
+        placed = [translator.plan_lesions(m, fov, grade, seed, lesions) for m in maps]
+        return translator.translate(maps, fov, grade, look_seed=look_seed, lesions=placed)
+
+    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], grade: int | None = None) -> np.ndarray:
+        """Lesions placed into a photo of this translator's size (FOV: its non-black pixels);
+        the photo is unchanged outside the lesions' regions."""
+        translator = self.translator()
+        if translator is None:
+            raise RetinaganError("placing lesions needs a translator in the checkpoints folder")
+        photo = np.asarray(photo, dtype=np.uint8)
+        fov = photo.max(axis=2) > 12
+        grade = grade if translator.grades > 0 else None
+        return translator.insert(photo, np.asarray(vessels) > 0, lesions, fov, grade)
 
     def generate(self, name: str, seed: int, grade: int | None = None, offsets: list[float] | None = None,
                  fov_height: float = 1.0, lesions: list[Lesion] | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:

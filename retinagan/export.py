@@ -8,8 +8,9 @@ from tqdm import tqdm
 
 from retinagan.data.imageio import write_png
 from retinagan.errors import RetinaganError
+from retinagan.lesions import lesions_to_json
 
-MANIFEST_FIELDS = ["index", "seed", "model", "translator", "grade", "vessels", "fundus"]
+MANIFEST_FIELDS = ["index", "seed", "model", "translator", "grade", "lesions", "vessels", "fundus"]
 
 
 def _done_rows(manifest: Path) -> dict[int, dict]:
@@ -36,6 +37,7 @@ def export_samples(
     grades: list[int | None] | None = None,
     fov=None,
     noise: bool = False,
+    lesions: list | None = None,
     batch: int = 8,
     progress=None,
 ) -> int:
@@ -45,6 +47,9 @@ def export_samples(
     every finished sample and a repeated command makes only the missing ones.
     grades: the photos' DR grades, cycled over the samples (sample k gets grades[k % len]).
     noise: use the translator's dropout noise, seeded by the sample's seed.
+    lesions: lesions (retinagan.lesions.Lesion) for every photo; None: with a grade and a
+    lesion-drawing translator, lesions composed to match the grade, seeded per sample. The
+    manifest's `lesions` column lists each photo's lesions as JSON (type, x, y, radius).
     progress: called as progress(share done, text) after each sample (the app's progress bar).
     """
     output.mkdir(parents=True, exist_ok=True)
@@ -73,15 +78,17 @@ def export_samples(
         for start in range(0, len(todo), batch):
             chunk = todo[start : start + batch]
             maps = generator.sample([seed + k for k in chunk]) >= 0.5
-            photos = None
+            photos, placed = None, [[] for _ in chunk]
             if translator is not None:
+                placed = [translator.plan_lesions(m, fov, grade_of(k), seed + k, lesions) for k, m in zip(chunk, maps)]
                 if noise or len(grades) > 1:  # one map at a time: its own noise seed or grade
-                    photos = [translator.translate(m[None], fov, grade_of(k), noise_seed=seed + k if noise else None, look_seed=seed + k)[0]
-                              for k, m in zip(chunk, maps)]
+                    photos = [translator.translate(m[None], fov, grade_of(k), noise_seed=seed + k if noise else None, look_seed=seed + k,
+                                                   lesions=[found])[0]
+                              for k, m, found in zip(chunk, maps, placed)]
                 else:
-                    photos = translator.translate(maps, fov, grades[0], look_seed=[seed + k for k in chunk])
+                    photos = translator.translate(maps, fov, grades[0], look_seed=[seed + k for k in chunk], lesions=placed)
             for i, (k, vessel_map) in enumerate(zip(chunk, maps)):
-                row = {**expected(k), "index": k, "vessels": f"vessels/{k:06d}.png", "fundus": ""}
+                row = {**expected(k), "index": k, "lesions": lesions_to_json(placed[i]), "vessels": f"vessels/{k:06d}.png", "fundus": ""}
                 write_png(output / row["vessels"], vessel_map)
                 if photos is not None:
                     row["fundus"] = f"fundus/{k:06d}.png"

@@ -7,8 +7,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scipy import ndimage
+
 from retinagan.checkpoint import load_model
 from retinagan.data.preprocess import fov_box, fov_mask, resize, segmenter_input
+from retinagan.lesions import Lesion, compose_for_grade, edited_region, lesion_maps, paint
 from retinagan.models.layers import fold_batchnorm
 
 
@@ -129,7 +132,7 @@ class FundusTranslator:
         self.model = model
         self.config = config
         bank = config.get("appearance_bank") or []
-        self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1)
+        self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1) if bank else np.zeros((0, model.config.appearance_dim), np.float32)
 
     def look(self, seed: int | None) -> np.ndarray | None:
         """The appearance input: a training photo's look picked by seed, or their mean (None)."""
@@ -154,6 +157,21 @@ class FundusTranslator:
     def grades(self) -> int:
         return self.model.config.grades
 
+    @property
+    def draws_lesions(self) -> bool:
+        """True when the model takes lesion maps (learned lesions); else lesions are painted on."""
+        return self.model.config.lesions > 0
+
+    def plan_lesions(self, vessels: np.ndarray, fov: np.ndarray, grade: int | None, seed: int,
+                     requested: list[Lesion] | None = None) -> list[Lesion]:
+        """The lesions a photo gets: those requested, else (a lesion-drawing model and a grade)
+        lesions composed to match the grade, seeded; else none."""
+        if requested is not None:
+            return list(requested)
+        if grade is None or not self.draws_lesions:
+            return []
+        return compose_for_grade(int(grade), int(seed), np.asarray(vessels) >= 0.5, np.asarray(fov, dtype=bool))
+
     @torch.no_grad()
     def translate(
         self,
@@ -162,6 +180,7 @@ class FundusTranslator:
         grade: int | None = None,
         noise_seed: int | None = None,
         look_seed: int | list[int] | None = None,
+        lesions: list[list[Lesion]] | None = None,
     ) -> np.ndarray:
         """(N, S, S) vessel maps (bool or probabilities >= 0.5) -> (N, S, S, 3) uint8 photos.
 
@@ -170,13 +189,20 @@ class FundusTranslator:
         an int turns the dropout on with that seed, per map, so the result is reproducible.
         look_seed: the photo's overall look (colour, contrast) is a training photo's, picked by
         this seed (one per map, or one for all); None gives the average look.
+        lesions: one list of lesions per map (None: none). A lesion-drawing model takes them as
+        its lesion-map inputs; any other model gets them painted on afterwards (retinagan.lesions.paint).
         """
         vessels = np.asarray(vessels)
         if vessels.ndim != 3 or vessels.shape[1:] != (self.size, self.size):
             raise ValueError(f"vessel maps must be (N, {self.size}, {self.size}), got {vessels.shape}")
         fov = fov_disc(self.size) if fov is None else np.asarray(fov, dtype=bool)
         fov = np.broadcast_to(fov, vessels.shape)
-        x = torch.from_numpy(np.stack([vessels >= 0.5, fov], axis=1).astype(np.float32))
+        if lesions is not None and len(lesions) != len(vessels):
+            raise ValueError(f"{len(lesions)} lesion lists for {len(vessels)} maps")
+        channels = [np.stack([vessels >= 0.5, fov], axis=1)]
+        if self.draws_lesions:
+            channels.append(np.stack([lesion_maps(lesions[k] if lesions else [], self.size) for k in range(len(vessels))]))
+        x = torch.from_numpy(np.concatenate(channels, axis=1).astype(np.float32))
         x = x.to(next(self.model.parameters()).device)
         grades = None
         if self.grades > 0:
@@ -198,7 +224,36 @@ class FundusTranslator:
             photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed) for i in range(len(x))])
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
         photos = torch.where(inside, photos, -1.0)  # black outside the FOV
-        return ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        out = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+        if lesions and not self.draws_lesions:
+            out = np.stack([paint(photo, list(found), f) if found else photo for photo, found, f in zip(out, lesions, fov)])
+        return out
+
+    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], fov: np.ndarray | None = None,
+               grade: int | None = None, look_seed: int | None = None) -> np.ndarray:
+        """Lesions placed into an existing (S, S, 3) uint8 photo (real or generated) whose vessel
+        map is `vessels`; pixels outside the lesions' edited regions (retinagan.lesions.edited_region)
+        are returned unchanged, bit for bit.
+
+        A lesion-drawing model translates the vessel map with and without the lesions; the
+        difference (the lesions as the model draws them, in its lighting) is added to the photo,
+        scaled to the photo's local brightness, inside the edited regions. Other models paint."""
+        photo = np.asarray(photo)
+        if photo.shape != (self.size, self.size, 3) or photo.dtype != np.uint8:
+            raise ValueError(f"photo must be ({self.size}, {self.size}, 3) uint8, got {photo.shape} {photo.dtype}")
+        fov = fov_disc(self.size) if fov is None else np.asarray(fov, dtype=bool)
+        if not lesions:
+            return photo.copy()
+        if not self.draws_lesions:
+            return paint(photo, lesions, fov)
+        pair = self.translate(np.stack([vessels, vessels]), fov, grade, look_seed=look_seed, lesions=[lesions, []])
+        drawn, plain = pair.astype(np.float32)
+        local = ndimage.uniform_filter(photo.astype(np.float32), size=(15, 15, 1))
+        model_local = ndimage.uniform_filter(plain, size=(15, 15, 1))
+        delta = (drawn - plain) * (local + 8) / (model_local + 8)  # the lesion's contrast, in the photo's lighting
+        region = edited_region(lesions, self.size) & fov
+        out = np.where(region[..., None], np.clip(photo + delta, 0, 255).round(), photo)
+        return out.astype(np.uint8)
 
     def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, looks: torch.Tensor | None, seed: int) -> torch.Tensor:
         dropouts = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]

@@ -77,3 +77,19 @@ def generator_loss(fake_logits: torch.Tensor, kind: str = "bce") -> torch.Tensor
     if kind == "lsgan":
         return 0.5 * (fake_logits - 1).pow(2).mean()
     raise ValueError(f"unknown adversarial loss {kind!r} (bce, lsgan)")
+
+
+def grade_loss(logits: torch.Tensor, grade: torch.Tensor, dr_positive: torch.Tensor | None = None) -> torch.Tensor:
+    """Auxiliary-classifier loss on (B, G) grade logits: cross-entropy where the grade is known
+    (>= 0); where it is unknown but the photo is known to show DR (dr_positive), -log P(grade >= 1);
+    other rows add nothing. Averaged over the rows that count (0 when none do)."""
+    logits = logits.float()
+    known = grade >= 0
+    terms = F.cross_entropy(logits, grade.clamp(min=0), reduction="none") * known
+    count = known.float()
+    if dr_positive is not None:
+        positive = dr_positive & ~known
+        log_p = F.log_softmax(logits, dim=1)
+        terms = terms - torch.logsumexp(log_p[:, 1:], dim=1) * positive
+        count = count + positive.float()
+    return terms.sum() / count.sum().clamp(min=1)

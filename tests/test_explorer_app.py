@@ -12,7 +12,7 @@ import app
 from conftest import SEGMENTER, save
 from retinagan.atlas import build_atlas
 from retinagan.explorer import Explorer, slerp
-from retinagan.lesions import Lesion, paint
+from retinagan.lesions import Lesion, edited_region, paint
 from retinagan.models.autoencoder import AutoencoderConfig
 from retinagan.models.pix2pix import Pix2PixConfig
 from retinagan.pipeline import load_prepared
@@ -44,9 +44,9 @@ def checkpoints(tmp_path_factory):
         run = train_autoencoder(AutoencoderTrainConfig(data=str(data), output=str(root / name), model=tiny, variant=variant,
                                                        steps=3, batch_size=2, holdout_every=3))
         shutil.copytree(run, folder / name)
-    p2p = train_pix2pix(Pix2PixTrainConfig(data=str(data), output=str(root / "p2p"), model=Pix2PixConfig(base_channels=4, image_size=128),
-                                           disc_channels=4, steps=3, batch_size=2, holdout_every=3))
-    shutil.copytree(p2p, folder / "pix2pix")
+    p2p = train_pix2pix(Pix2PixTrainConfig(data=str(data), output=str(root / "p2p"), disc_channels=4, steps=3, batch_size=2, holdout_every=3,
+                                           model=Pix2PixConfig(base_channels=4, image_size=128, grades=5, appearance_dim=6, lesions=3)))
+    shutil.copytree(p2p, folder / "pix2pix-grade")  # as shipped: grades and lesion maps
     shutil.copytree(SEGMENTER, folder / "segmenter")
     from retinagan.inference import VesselGenerator
 
@@ -186,14 +186,18 @@ def test_compare_reconstructs_with_every_model(ui, tmp_path):
     picture, table, header = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0)
     assert picture.shape[0] > 3 * 128  # input row + one row per model
     assert "aae-lsgan-128: Dice" in header and "vae-128: Dice" in header
-    assert list(table["model"]) == ["aae-lsgan-128", "vae-128", "pix2pix (translator)"]
+    assert list(table["model"]) == ["aae-lsgan-128", "vae-128", "pix2pix-grade (translator)"]
 
 
 def test_lesions_place_and_undo(ui):
-    canvas, base, placed, _ = ui.lesion_base("aae-lsgan-128", 0, "unknown")
+    canvas, base, placed, note = ui.lesion_base("aae-lsgan-128", 0, "unknown")
+    assert "drawn by the translator" in note
     event = type("Select", (), {"index": (64, 60)})()
     painted, placed, message = ui.place_lesion(base, placed, "haemorrhage", 8, event)
-    assert len(placed) == 1 and "1 lesion" in message and not np.array_equal(painted, base)
+    assert len(placed) == 1 and "1 lesion" in message and not np.array_equal(painted, base["photo"])
+    assert np.array_equal(canvas, base["photo"]) and base["vessels"].shape == canvas.shape[:2]
+    outside = ~edited_region([Lesion(**placed[0])], canvas.shape[0])
+    assert np.array_equal(painted[outside], base["photo"][outside])  # the rest of the photo is untouched
     again, placed2, _ = ui.place_lesion(base, placed, "exudate", 6, type("Select", (), {"index": (40, 70)})())
     undone, placed3, _ = ui.undo_lesion(base, placed2)
     assert placed3 == placed and np.array_equal(undone, painted)
@@ -241,6 +245,7 @@ def test_lesions_api(ui):
     assert photo.shape == plain.shape and not np.array_equal(photo, plain) and "1 lesion" in message
     assert ui.lesions_api("aae-lsgan-128", 0, "unknown", '{"kind": 1}')[0] is None
     assert "unknown lesion" in ui.lesions_api("aae-lsgan-128", 0, "unknown", '[{"kind": "drusen", "x": 1, "y": 1, "size": 1}]')[1]
+    assert "outside" in ui.lesions_api("aae-lsgan-128", 0, "unknown", '[{"type": "exudate", "x": 900, "y": 1, "radius": 3}]')[1]
 
 
 def _bad_file(path, kind):
@@ -287,3 +292,10 @@ def test_data_folder_trees_are_offered(ui, drive_like):
     first = next(c for c in choices if c.startswith("drive "))
     out = ui.interpolate("aae-lsgan-128", first, None, "skimage retina photo", None, 3, "linear", "unknown")
     assert out[0] is not None, out[-1]
+
+
+def test_grade_composes_lesions_in_generated_photos(ui):
+    _, healthy, _ = ui.generate(0, ui.GRADES[1], "aae-lsgan-128")
+    _, severe, _ = ui.generate(0, ui.GRADES[-1], "aae-lsgan-128")
+    assert healthy.shape == severe.shape and not np.array_equal(healthy, severe)
+    assert np.array_equal(severe, ui.generate(0, ui.GRADES[-1], "aae-lsgan-128")[1])  # seeded

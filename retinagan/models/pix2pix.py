@@ -3,10 +3,13 @@
 Generator: the pix2pix U-Net (4x4 stride-2 convs down to 1x1, skips at every level), with
 conv + bilinear upsampling on the way up instead of transposed convs (no checkerboard), and
 dropout in the three deepest decoder levels as the noise source (kept on when sampling).
-An optional DR grade enters as a learned embedding added at the 1x1 bottleneck.
+Optional conditions: a DR grade and a photo's look (per-channel shifts in every decoder level),
+and lesion maps (microaneurysm, haemorrhage, exudate: extra input channels, so lesions appear
+where the maps say).
 
-Discriminator: PatchGAN on the (vessel map, photo) pair, 4 channels -> a 16x16 map of
-real/fake logits for 256x256 inputs.
+Discriminator: PatchGAN on the (vessel map [+ lesion maps], photo) pair -> a 16x16 map of
+real/fake logits for 256x256 inputs; with grades, a projection of the grade onto its features
+(cGAN projection) and an auxiliary grade classifier head (AC-GAN).
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ class Pix2PixConfig:
     # training turns them on (Pix2PixTrainConfig).
     grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
     appearance_dim: int = 0  # 6: condition on the photo's look (per-channel FOV mean and spread)
+    lesions: int = 0  # 3: lesion-map input channels after vessels and FOV (retinagan.lesions.LESION_TYPES)
 
 
 def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
@@ -60,7 +64,7 @@ class Pix2PixGenerator(nn.Module):
         depth = config.image_size.bit_length() - 1  # 256 -> 8 levels, down to 1x1
         widths = [config.base_channels * min(2**i, config.max_multiplier) for i in range(depth)]
         self.down = nn.ModuleList(
-            [_down(config.in_channels, widths[0], norm=False)]
+            [_down(config.in_channels + config.lesions, widths[0], norm=False)]
             + [_down(a, b, norm=i < depth - 2) for i, (a, b) in enumerate(zip(widths, widths[1:]))]
         )
         ups, up_widths = [], []
@@ -95,7 +99,7 @@ class Pix2PixGenerator(nn.Module):
         return torch.cat(parts, dim=1) if parts else None
 
     def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None, appearance: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, in_channels, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
+        """(B, in_channels + lesions, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
 
         grade: (B,) long, 0..grades-1, or -1 for unknown; ignored when the model has no grades.
         appearance: (B, appearance_dim) (see `appearance_of`); zeros when not given.
@@ -135,18 +139,36 @@ def appearance_of(photos: torch.Tensor, fov: torch.Tensor) -> torch.Tensor:
 
 
 class PatchDiscriminator(nn.Module):
-    """(vessel map, photo) pairs (B, 1 + 3, S, S) -> (B, 1, S/16, S/16) real/fake logits."""
+    """(condition maps, photo) pairs (B, C + 3, S, S) -> (B, 1, S/16, S/16) real/fake logits.
 
-    def __init__(self, in_channels: int = 4, base_channels: int = 32):
+    The condition is the vessel map, plus the lesion maps for a lesion-conditioned translator.
+    grades > 0: the grade (0..grades-1, -1 unknown) is projected onto the features (its
+    embedding's inner product with each patch's features is added to that patch's logit), and
+    `forward(..., classify=True)` also returns (B, grades) grade logits from the pooled features.
+    """
+
+    def __init__(self, in_channels: int = 4, base_channels: int = 32, grades: int = 0):
         super().__init__()
         c = base_channels
-        self.net = nn.Sequential(
+        self.trunk = nn.Sequential(
             _down(in_channels, c, norm=False),
             _down(c, 2 * c),
             _down(2 * c, 4 * c),
             _down(4 * c, 8 * c),
-            nn.Conv2d(8 * c, 1, 3, 1, 1),
         )
+        self.head = nn.Conv2d(8 * c, 1, 3, 1, 1)
+        self.grades = grades
+        if grades > 0:
+            self.embed = nn.Embedding(grades + 1, 8 * c)  # the last slot is "unknown"
+            nn.init.zeros_(self.embed.weight)
+            self.classifier = nn.Linear(8 * c, grades)
 
-    def forward(self, vessels: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([vessels * 2 - 1, photo], dim=1))
+    def forward(self, condition: torch.Tensor, photo: torch.Tensor, grade: torch.Tensor | None = None, classify: bool = False):
+        features = self.trunk(torch.cat([condition * 2 - 1, photo], dim=1))
+        logits = self.head(features)
+        if self.grades > 0 and grade is not None:
+            slot = torch.where(grade < 0, self.grades, grade)
+            logits = logits + (self.embed(slot)[:, :, None, None] * features).sum(dim=1, keepdim=True)
+        if classify:
+            return logits, (self.classifier(features.mean(dim=(2, 3))) if self.grades > 0 else None)
+        return logits

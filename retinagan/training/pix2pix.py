@@ -1,10 +1,19 @@
-"""Training the Stage 2 translator (pix2pix): vessel map + FOV mask -> colour fundus photo.
+"""Training the Stage 2 translator (pix2pix): vessel map + FOV mask (+ lesion maps, grade, look)
+-> colour fundus photo.
 
 One step: the generator minimises the adversarial loss plus lambda * L1 (lambda = 100); the
 PatchGAN discriminator, on (vessel map, photo) pairs, maximises log D(v, r) + log(1 - D(v, G(v))).
 Real pairs come from a prepared set (python -m retinagan prepare): DRIVE manual maps and
 segmenter-made maps of the graded photos, laterality-normalised, photos blacked out
-outside their field of view.
+outside their field of view. Lesion maps come from the lesion detector run on each real photo
+(retinagan.lesions.detect_lesions), so the translator learns to draw lesions where its lesion
+channels say.
+
+Grades: EyePACS photos carry their ICDR grade; IDRiD photos (all show DR, grade unknown) enter
+with the "unknown" grade for the generator and, for the discriminator's auxiliary grade
+classifier, as "some DR" (-log P(grade >= 1)); DRIVE photos as unknown and unclassified.
+Class imbalance: batches are drawn so that each grade, the IDRiD photos and the DRIVE photos
+are equally likely (balance_grades), not in proportion to their counts (grade 0 is 44 of 100).
 """
 from __future__ import annotations
 
@@ -19,7 +28,8 @@ from tqdm import tqdm
 
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
-from retinagan.losses import discriminator_loss, generator_loss
+from retinagan.lesions import detect_lesions
+from retinagan.losses import discriminator_loss, generator_loss, grade_loss
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
@@ -31,10 +41,13 @@ from retinagan.visual import save_grid
 class Pix2PixTrainConfig:
     data: str = "runs/prepared-256.npz"  # prepared set (python -m retinagan prepare)
     output: str = "runs/pix2pix"  # run folder: stats.jsonl, samples/, states, checkpoint/
-    model: Pix2PixConfig = field(default_factory=lambda: Pix2PixConfig(grades=5, appearance_dim=6))
+    model: Pix2PixConfig = field(default_factory=lambda: Pix2PixConfig(grades=5, appearance_dim=6, lesions=3))
+    init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
     l1_weight: float = 100.0  # lambda
     adversarial: str = "bce"  # "bce" (pix2pix) or "lsgan"
+    grade_weight: float = 1.0  # auxiliary grade classifier loss (AC-GAN); 0: no classifier, no projection
+    balance_grades: bool = True  # draw each grade (and IDRiD, DRIVE) equally often
     holdout_every: int = 10  # every k-th sample (by id) is held out, as for the vessel models
     steps: int = 6000
     batch_size: int = 4
@@ -54,24 +67,34 @@ class Pix2PixTrainConfig:
 
 @dataclass
 class PairSet:
-    """Tensors of a prepared set for Stage 2: inputs (N, 2, S, S) uint8 0/1, photos (N, 3, S, S) uint8."""
+    """Tensors of a prepared set for Stage 2: inputs (N, 2 [+ 3 lesion maps], S, S) uint8 0/1,
+    photos (N, 3, S, S) uint8."""
 
     inputs: torch.Tensor
     photos: torch.Tensor
     grades: torch.Tensor  # (N,) long, -1 unknown
     appearance: torch.Tensor  # (N, 6) float: each photo's look (appearance_of)
+    dr_positive: torch.Tensor  # (N,) bool: grade unknown but known to show DR (IDRiD)
+    groups: torch.Tensor  # (N,) long: the sampling group (grade 0-4; 5 DR of unknown grade; 6 other)
     ids: np.ndarray
 
 
-def load_pairs(path: str, holdout_every: int) -> tuple[PairSet, PairSet, dict]:
+def load_pairs(path: str, holdout_every: int, lesions: bool = False) -> tuple[PairSet, PairSet, dict]:
+    """lesions: add the detector's lesion maps of each photo as input channels 2-4."""
     prepared = load_prepared(path)
     fov = prepared.fov.astype(np.uint8)
-    inputs = torch.from_numpy(np.stack([prepared.vessels.astype(np.uint8), fov], axis=1))
+    channels = [prepared.vessels.astype(np.uint8)[:, None], fov[:, None]]
+    if lesions:
+        found = [detect_lesions(rgb, f, v) for rgb, f, v in zip(prepared.images, prepared.fov, prepared.vessels)]
+        channels.append(np.stack(found).astype(np.uint8))
+    inputs = torch.from_numpy(np.concatenate(channels, axis=1))
     photos = torch.from_numpy((prepared.images * fov[..., None]).transpose(0, 3, 1, 2).copy())  # black outside the FOV
     grades = torch.from_numpy(prepared.grades.astype(np.int64))
     held = split_holdout(prepared.ids, holdout_every)
     looks = appearance_of(photos, torch.from_numpy(prepared.fov))
-    part = lambda keep: PairSet(*(t[torch.from_numpy(keep)] for t in (inputs, photos, grades, looks)), prepared.ids[keep])  # noqa: E731
+    dr_positive = torch.from_numpy((prepared.sources == "idrid") & (prepared.grades < 0))
+    groups = torch.where(grades >= 0, grades, torch.where(dr_positive, 5, 6))
+    part = lambda keep: PairSet(*(t[torch.from_numpy(keep)] for t in (inputs, photos, grades, looks, dr_positive, groups)), prepared.ids[keep])  # noqa: E731
     sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
     info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources}
     return part(~held), part(held), info
@@ -119,16 +142,51 @@ def conditions(config: Pix2PixConfig, pairs: "PairSet", index) -> tuple:
     return grade, look
 
 
+def sampling_weights(groups: torch.Tensor, balance: bool) -> torch.Tensor:
+    """Per-pair draw weights: each group present equally likely (balance), or uniform."""
+    if not balance:
+        return torch.ones(len(groups))
+    counts = torch.bincount(groups, minlength=int(groups.max()) + 1).float()
+    return 1.0 / counts[groups]
+
+
+def start_generator(cfg: Pix2PixTrainConfig) -> tuple[Pix2PixGenerator, str]:
+    """A new generator, or one starting from cfg.init: its weights loaded into a model with this
+    run's config; first-layer weights for input channels the checkpoint lacks (lesion maps) start
+    at zero, so the start behaves exactly like the checkpoint."""
+    generator = Pix2PixGenerator(cfg.model)
+    if not cfg.init:
+        return generator, "scratch"
+    from retinagan.checkpoint import load_model
+
+    source, _ = load_model(cfg.init, expected_kind="pix2pix")
+    state = {k: v.float() for k, v in source.state_dict().items()}
+    first = "down.0.0.weight"
+    have, want = state[first], generator.state_dict()[first]
+    if have.shape != want.shape:
+        if have.shape[1] > want.shape[1] or have.shape[0] != want.shape[0]:
+            raise ValueError(f"--init {cfg.init}: its first layer {tuple(have.shape)} does not fit {tuple(want.shape)}")
+        state[first] = torch.cat([have, torch.zeros(want.shape[0], want.shape[1] - have.shape[1], *want.shape[2:])], dim=1)
+    generator.load_state_dict(state)
+    return generator, cfg.init
+
+
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     if cfg.model.appearance_dim not in (0, 6):
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
+    if cfg.model.lesions not in (0, 3):
+        raise ValueError("lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every)
-    generator = Pix2PixGenerator(cfg.model).to(device, memory_format=layout(cfg.channels_last))
-    disc = PatchDiscriminator(1 + cfg.model.out_channels, cfg.disc_channels).to(device, memory_format=layout(cfg.channels_last))
+    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every, lesions=cfg.model.lesions > 0)
+    generator, started_from = start_generator(cfg)
+    generator = generator.to(device, memory_format=layout(cfg.channels_last))
+    disc_grades = cfg.model.grades if cfg.grade_weight > 0 else 0
+    disc = PatchDiscriminator(1 + cfg.model.lesions + cfg.model.out_channels, cfg.disc_channels, disc_grades)
+    disc = disc.to(device, memory_format=layout(cfg.channels_last))
+    weights = sampling_weights(train.groups, cfg.balance_grades)
     if world.size > 1:
         distributed.global_batchnorm(generator)
         distributed.global_batchnorm(disc)
@@ -151,12 +209,13 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         for optimizer in optimizers.values():
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(position, cfg.steps, cfg.lr)
-        index = distributed.shard(torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"]))
+        index = distributed.shard(torch.multinomial(weights, cfg.batch_size, replacement=True, generator=generators["data"]))
         batch = (train.inputs[index].to(device, non_blocking=True), train.photos[index].to(device, non_blocking=True))
         inputs, photos = augment_pairs(*to_float(*batch), generators["data"])
         grades, looks = on_device(device, *conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
         with step_context(cfg.bf16, device):
-            losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks)
+            losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks,
+                                train.dr_positive[index].to(device))
         ema.update(generator, step + 1)
         sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
@@ -177,7 +236,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         final_l1 = snapshot(out, done, ema.model, holdout, stats)
     info = dict(
         appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
-        training_data=f"prepared set {cfg.data}: {data_info}",
+        training_data=f"prepared set {cfg.data}: {data_info}; lesion maps: {'detector (retinagan.lesions.detect_lesions)' if cfg.model.lesions else 'none'}",
+        started_from=started_from,
         steps=done,
         wall_time_s=round(time.time() - started, 1),
         device=str(device),
@@ -210,20 +270,25 @@ def holdout_l1(generator: Pix2PixGenerator, holdout: PairSet) -> float:
     return float(np.abs(fakes.astype(np.float32) - reals).mean())
 
 
-def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None) -> dict[str, torch.Tensor]:
-    vessels = inputs[:, :1]
+def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None, dr_positive=None) -> dict[str, torch.Tensor]:
+    condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
+    grades_d = grades if disc.grades > 0 else None
     fake = generator(inputs, grades, looks)
-    # Generator: fool the discriminator, stay close to the real photo.
+    # Generator: fool the discriminator, stay close to the real photo, look like the asked grade.
     disc.requires_grad_(False)
-    fool = generator_loss(disc(vessels, fake), cfg.adversarial)
+    fake_logits, fake_class = disc(condition, fake, grades_d, classify=True)
+    fool = generator_loss(fake_logits, cfg.adversarial)
     l1 = F.l1_loss(fake.float(), photos)
+    g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
     optimizers["generator"].zero_grad(set_to_none=True)
-    (fool + cfg.l1_weight * l1).backward()
+    (fool + cfg.l1_weight * l1 + cfg.grade_weight * g_grade).backward()
     distributed.step(optimizers["generator"])
-    # Discriminator: real pairs vs translated pairs (halved, as in pix2pix).
+    # Discriminator: real pairs vs translated pairs (halved, as in pix2pix); grades of the real photos.
     disc.requires_grad_(True)
-    d_loss = 0.5 * discriminator_loss(disc(vessels, photos), disc(vessels, fake.detach()), cfg.adversarial)
+    real_logits, real_class = disc(condition, photos, grades_d, classify=True)
+    d_loss = 0.5 * discriminator_loss(real_logits, disc(condition, fake.detach(), grades_d), cfg.adversarial)
+    d_grade = grade_loss(real_class, grades, dr_positive) if real_class is not None else torch.zeros((), device=fake.device)
     optimizers["disc"].zero_grad(set_to_none=True)
-    d_loss.backward()
+    (d_loss + cfg.grade_weight * d_grade).backward()
     distributed.step(optimizers["disc"])
-    return {"fool": fool.detach(), "l1": l1.detach(), "d": d_loss.detach()}
+    return {"fool": fool.detach(), "l1": l1.detach(), "d": d_loss.detach(), "g_grade": g_grade.detach(), "d_grade": d_grade.detach()}
