@@ -167,6 +167,18 @@ def disc_from_vessels(vessels: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def free_of_landmarks(vessels: np.ndarray, fov: np.ndarray, rim: int) -> np.ndarray:
+    """Where lesions are placed: inside the FOV (rim pixels in), off the optic disc (found from
+    the vessels) and the fovea (a third of the image from the disc towards the centre), where the
+    detector does not look."""
+    size = vessels.shape[0]
+    disc_x, disc_y = disc_from_vessels(vessels)
+    fovea_x = disc_x + (0.33 if disc_x < (size - 1) / 2 else -0.33) * size
+    yy, xx = np.mgrid[:size, :size]
+    return (ndimage.binary_erosion(fov, iterations=rim) & (np.hypot(yy - disc_y, xx - disc_x) > size * 0.12)
+            & (np.hypot(yy - disc_y, xx - fovea_x) > size * 0.1))
+
+
 def compose_for_grade(grade: int, seed: int, vessels: np.ndarray, fov: np.ndarray) -> list[Lesion]:
     """Random (seeded) lesions matching ICDR grade 0-4 on this vessel tree: away from the optic
     disc and the FOV rim, red lesions off the vessels, haemorrhages spread over all four quadrants."""
@@ -174,9 +186,8 @@ def compose_for_grade(grade: int, seed: int, vessels: np.ndarray, fov: np.ndarra
         raise ValueError(f"grade must be 0-4, not {grade}")
     size = vessels.shape[0]
     rng = np.random.default_rng([int(seed), int(grade)])
-    disc_x, disc_y = disc_from_vessels(vessels)
+    allowed = free_of_landmarks(vessels, fov, max(2, size // 20))
     yy, xx = np.mgrid[:size, :size]
-    allowed = ndimage.binary_erosion(fov, iterations=max(2, size // 20)) & (np.hypot(yy - disc_y, xx - disc_x) > size * 0.12)
     off_vessels = allowed & ~ndimage.binary_dilation(vessels, iterations=2)
     centre = (size - 1) / 2
     quadrant = (yy > centre).astype(int) * 2 + (xx > centre)
@@ -205,6 +216,20 @@ def _relative_contrast(channel: np.ndarray, fov: np.ndarray) -> np.ndarray:
     return (channel - background) / np.maximum(background, 8.0)
 
 
+def find_fovea(green: np.ndarray, fov: np.ndarray, disc_x: float, disc_y: float) -> tuple[float, float]:
+    """(x, y) of the fovea: the darkest smoothed spot about 2.5 disc diameters (a third of the
+    FOV width) from the disc towards the FOV centre, level with the disc."""
+    size = green.shape[0]
+    expected_x = disc_x + (0.33 if disc_x < (size - 1) / 2 else -0.33) * size
+    smooth = ndimage.gaussian_filter(np.where(fov, green, green[fov].max() if fov.any() else 0), size / 16)  # broader than lesions
+    yy, xx = np.mgrid[:size, :size]
+    window = (np.hypot(yy - disc_y, xx - expected_x) <= 0.1 * size) & fov
+    if not window.any():
+        return expected_x, disc_y
+    y, x = np.unravel_index(int(np.argmin(np.where(window, smooth, np.inf))), smooth.shape)
+    return float(x), float(y)
+
+
 def detect_lesions(rgb: np.ndarray, fov: np.ndarray, vessels: np.ndarray | None = None,
                    red_contrast: float = 0.10, bright_contrast: float = 0.30) -> np.ndarray:
     """A (S, S, 3) uint8 photo (FOV-cropped, as prepared) -> (3, S, S) bool lesion maps.
@@ -212,7 +237,8 @@ def detect_lesions(rgb: np.ndarray, fov: np.ndarray, vessels: np.ndarray | None 
     Red lesions: compact spots whose green is >= 10% darker than the local background, off the
     (given) vessel map; small ones are microaneurysms, larger ones haemorrhages. Bright lesions
     (exudates, cotton-wool spots): spots >= 30% brighter than the background, away from the
-    optic disc. Thresholds chosen on the EyePACS photos (grade vs lesion count, README).
+    optic disc. Red spots centred on the fovea (dark in every photo) are not counted.
+    Thresholds chosen on the EyePACS photos (grade vs lesion count, README).
     A classical detector: no learned weights, the same on real and generated photos.
     """
     from retinagan.data.preprocess import find_optic_disc
@@ -226,14 +252,18 @@ def detect_lesions(rgb: np.ndarray, fov: np.ndarray, vessels: np.ndarray | None 
     red = (contrast < -red_contrast) & inside
     if vessels is not None:
         red &= ~ndimage.binary_dilation(vessels, iterations=1)
+    disc = find_optic_disc(rgb, fov)
+    fovea_x, fovea_y = find_fovea(green, fov, disc.x, disc.y)
     labels, count = ndimage.label(red)
     for i, box in enumerate(ndimage.find_objects(labels), 1):
         part = labels[box] == i
         area, (h, w) = int(part.sum()), part.shape
         if area < 2 * scale or area / (h * w) <= 0.35 or max(h, w) > 3 * min(h, w) + 2:  # specks and vessel bits
             continue
+        cy, cx = box[0].start + (h - 1) / 2, box[1].start + (w - 1) / 2
+        if np.hypot(cy - fovea_y, cx - fovea_x) <= 0.06 * size:  # the fovea itself
+            continue
         maps[0 if area <= MA_MAX_AREA * scale else 1][box] |= part
-    disc = find_optic_disc(rgb, fov)
     yy, xx = np.mgrid[:size, :size]
     bright = (contrast > bright_contrast) & inside & (np.hypot(yy - disc.y, xx - disc.x) > 24 * size / 256)
     labels, count = ndimage.label(bright)

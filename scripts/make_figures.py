@@ -1,6 +1,6 @@
 """Pictures for the README, made only from skimage's bundled retina photo and model outputs.
 
-python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR
+python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -68,10 +68,58 @@ def pairs_figure(vessel_checkpoint: str, translator: str, n: int = 5) -> None:
     Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage2-pairs.png")
 
 
+def outlined(photo: np.ndarray, maps: np.ndarray) -> np.ndarray:
+    """The photo with the lesion detector's finds outlined: red lesions cyan, bright ones magenta."""
+    from scipy import ndimage
+
+    out = photo.copy()
+    for channels, colour in (((0, 1), (0, 255, 255)), ((2,), (255, 0, 255))):
+        found = maps[list(channels)].any(axis=0)
+        ring = ndimage.binary_dilation(found, iterations=2) & ~found
+        out[ring] = colour
+    return out
+
+
+def grades_figure(vessel_checkpoint: str, translator: str, seeds: tuple[int, ...] = (0, 3)) -> None:
+    """Rows: for each seed, one generated tree at grades 0-4 (lesions composed for the grade),
+    then the same photos with the detector's finds outlined. Last row: lesions inserted into
+    skimage's retina photo (the rest of the photo unchanged)."""
+    from skimage import data
+
+    from retinagan.inference import FundusTranslator, Segmenter, VesselGenerator, fov_disc
+    from retinagan.lesions import Lesion, detect_lesions
+    from retinagan.pipeline import prepare_arrays
+
+    painter = FundusTranslator.load(translator)
+    fov = fov_disc(painter.size)
+    tiles = []
+    for seed in seeds:
+        tree = VesselGenerator.load(vessel_checkpoint).sample([seed])[0] >= 0.5
+        photos = []
+        for grade in range(5):
+            lesions = painter.plan_lesions(tree, fov, grade, seed)
+            photos.append(painter.translate(tree[None], fov, grade, look_seed=seed, lesions=[lesions])[0])
+        names = ["0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
+        tiles += [labelled(p, f"grade {n}") for p, n in zip(photos, names)]
+        tiles += [labelled(outlined(p, detect_lesions(p, fov, tree)), "lesions found") for p in photos]
+    real = prepare_arrays(data.retina(), None, None, Segmenter.load(DEFAULT_SEGMENTER), painter.size)
+    photo = (real["images"] * real["fov"][..., None]).astype(np.uint8)
+    asked = [Lesion("haemorrhage", 70, 90, 4), Lesion("haemorrhage", 150, 190, 5), Lesion("microaneurysm", 110, 150, 1.8),
+             Lesion("exudate", 95, 175, 5), Lesion("exudate", 140, 70, 4)]
+    edited = painter.insert(photo, real["vessels"], asked, real["fov"])
+    diff = np.abs(edited.astype(int) - photo.astype(int)).max(axis=2)
+    tiles += [labelled(photo, "skimage photo"), labelled(edited, "5 lesions inserted"),
+              labelled(outlined(edited, detect_lesions(edited, real["fov"], real["vessels"])), "lesions found"),
+              labelled(np.repeat((np.clip(diff * 8, 0, 255)).astype(np.uint8)[..., None], 3, 2), "change x8"), np.full_like(photo, 255)]
+    Image.fromarray(grid(np.stack(tiles), columns=5)).save(DOCS / "grades-and-lesions.jpg", quality=90)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
         segmenter_figure()
+    elif sys.argv[1] == "grades":
+        grades_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "pairs":
         pairs_figure(sys.argv[2], sys.argv[3])
     else:

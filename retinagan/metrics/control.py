@@ -109,13 +109,11 @@ def found_at(lesion: Lesion, maps: np.ndarray) -> bool:
 
 def random_lesions(rng: np.random.Generator, vessels: np.ndarray, fov: np.ndarray, per_type: int = 2) -> list[Lesion]:
     """per_type lesions of each type at random places a user might pick: inside the FOV, away from
-    the rim, the disc and (red ones) the vessels, not overlapping each other."""
-    from retinagan.lesions import LESION_SIZES, disc_from_vessels
+    the rim, the disc, the fovea and (red ones) the vessels, not overlapping each other."""
+    from retinagan.lesions import LESION_SIZES, free_of_landmarks
 
     size = vessels.shape[0]
-    disc_x, disc_y = disc_from_vessels(vessels)
-    yy, xx = np.mgrid[:size, :size]
-    free = ndimage.binary_erosion(fov, iterations=size // 16) & (np.hypot(yy - disc_y, xx - disc_x) > size * 0.12)
+    free = free_of_landmarks(vessels, fov, size // 16)
     lesions = []
     for kind in LESION_TYPES:
         for _ in range(per_type):

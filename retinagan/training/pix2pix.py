@@ -45,6 +45,7 @@ class Pix2PixTrainConfig:
     init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
     l1_weight: float = 100.0  # lambda
+    lesion_l1_weight: float = 1.0  # + this x the L1 over pixels near lesions (their own mean): small lesions matter
     adversarial: str = "bce"  # "bce" (pix2pix) or "lsgan"
     grade_weight: float = 1.0  # auxiliary grade classifier loss (AC-GAN); 0: no classifier, no projection
     balance_grades: bool = True  # draw each grade (and IDRiD, DRIVE) equally often
@@ -279,9 +280,13 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
     fake_logits, fake_class = disc(condition, fake, grades_d, classify=True)
     fool = generator_loss(fake_logits, cfg.adversarial)
     l1 = F.l1_loss(fake.float(), photos)
+    lesion_l1 = torch.zeros((), device=fake.device)
+    if inputs.shape[1] > 2 and cfg.lesion_l1_weight > 0:  # lesion maps present: the pixels around them again
+        near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
+        lesion_l1 = ((fake.float() - photos).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
     optimizers["generator"].zero_grad(set_to_none=True)
-    (fool + cfg.l1_weight * l1 + cfg.grade_weight * g_grade).backward()
+    (fool + cfg.l1_weight * (l1 + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade).backward()
     distributed.step(optimizers["generator"])
     # Discriminator: real pairs vs translated pairs (halved, as in pix2pix); grades of the real photos.
     disc.requires_grad_(True)
@@ -291,4 +296,4 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
     optimizers["disc"].zero_grad(set_to_none=True)
     (d_loss + cfg.grade_weight * d_grade).backward()
     distributed.step(optimizers["disc"])
-    return {"fool": fool.detach(), "l1": l1.detach(), "d": d_loss.detach(), "g_grade": g_grade.detach(), "d_grade": d_grade.detach()}
+    return {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "d": d_loss.detach(), "g_grade": g_grade.detach(), "d_grade": d_grade.detach()}
