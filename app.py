@@ -392,6 +392,19 @@ def lesion_base(model, seed, grade):
     return photos[0], base, [], f"Click on the photo to place a lesion (lesions are {how}; the photo stays unchanged elsewhere)."
 
 
+def lesion_base_upload(path, grade):
+    """Start a lesion canvas from the user's own fundus photo (cropped to its FOV, disc on the right)."""
+    if not path:
+        return None, None, [], "Upload a fundus photo to place lesions on it."
+    try:
+        rgb = read_rgb(path, name=os.path.basename(path))
+        photo, vessels = explorer().prepared_photo(rgb)
+    except (RetinaganError, ValueError) as exc:
+        return None, None, [], f"**Could not use this file:** {exc}"
+    base = {"photo": photo, "vessels": vessels, "grade": _grade(grade)}
+    return photo, base, [], "Your photo, cropped to its field of view and turned disc-right. Click on it to place a lesion."
+
+
 def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
     if base is None:
         return None, lesions, "Make a photo first (button above)."
@@ -563,14 +576,16 @@ def build_ui() -> gr.Blocks:
                 l_seed = gr.Number(value=0, precision=0, label="Seed")
                 l_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                 l_start = gr.Button("Make the photo", variant="primary")
+                l_upload = gr.File(label="…or place lesions on your own photo", file_types=["image"], type="filepath")
             with gr.Row():
                 kind = gr.Radio(list(LESION_TYPES), value="haemorrhage", label="Lesion type")
-                size = gr.Slider(1, 14, value=6, step=1, label="Size (radius, px)")
+                size = gr.Slider(1, 14, value=4, step=1, label="Size (radius, px; microaneurysms 1-3)")
                 undo = gr.Button("Undo")
             canvas = gr.Image(label="Click to place a lesion", interactive=False, elem_id="lesion-canvas")
             l_message = gr.Markdown()
             base, placed = gr.State(None), gr.State([])
             l_start.click(lesion_base, [l_model, l_seed, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
+            l_upload.upload(lesion_base_upload, [l_upload, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
             canvas.select(place_lesion, [base, placed, kind, size], [canvas, placed, l_message], api_visibility="undocumented")
             undo.click(undo_lesion, [base, placed], [canvas, placed, l_message], api_visibility="undocumented")
             lesion_json = gr.Textbox(visible=False)

@@ -257,6 +257,17 @@ class Explorer:
 
         return prepare_arrays(rgb, None, None, self.segmenter(), size)["vessels"]
 
+    def prepared_photo(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A fundus photo -> (photo, vessel map) as the translator sees photos: FOV-cropped, at its
+        size, disc on the right, black outside the FOV; for placing lesions into it."""
+        from retinagan.pipeline import prepare_arrays
+
+        translator = self.translator()
+        if translator is None:
+            raise RetinaganError("placing lesions needs a translator in the checkpoints folder")
+        arrays = prepare_arrays(rgb, None, None, self.segmenter(), translator.size)
+        return (arrays["images"] * arrays["fov"][..., None]).astype(np.uint8), arrays["vessels"]
+
     @staticmethod
     def tree_from_map(mask: np.ndarray, size: int) -> np.ndarray:
         """A binary vessel map (any size; assumed FOV-cropped and disc-right already) -> (size, size) bool."""

@@ -299,3 +299,21 @@ def test_grade_composes_lesions_in_generated_photos(ui):
     _, severe, _ = ui.generate(0, ui.GRADES[-1], "aae-lsgan-128")
     assert healthy.shape == severe.shape and not np.array_equal(healthy, severe)
     assert np.array_equal(severe, ui.generate(0, ui.GRADES[-1], "aae-lsgan-128")[1])  # seeded
+
+
+def test_lesions_on_an_uploaded_photo(ui, tmp_path):
+    from conftest import make_fundus
+
+    rgb, _ = make_fundus(400, 360, disc_side="left", seed=5)
+    canvas, base, placed, message = ui.lesion_base_upload(str(save(tmp_path / "mine.png", rgb)), "unknown")
+    assert canvas.shape == (128, 128, 3) and base["vessels"].shape == (128, 128) and placed == [] and "disc-right" in message
+    event = type("Select", (), {"index": (40, 64)})()
+    edited, placed, message = ui.place_lesion(base, placed, "haemorrhage", 4, event)
+    outside = ~edited_region([Lesion(**placed[0])], 128)
+    assert np.array_equal(edited[outside], canvas[outside]) and not np.array_equal(edited, canvas)
+    (tmp_path / "notes.png").write_bytes(b"not an image at all")
+    canvas, base, placed, message = ui.lesion_base_upload(str(tmp_path / "notes.png"), "unknown")
+    assert canvas is None and base is None and "Could not use this file" in message
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    assert ui.lesion_base_upload(str(save(tmp_path / "rgba.png", rgba)), "2 moderate")[0].shape == (128, 128, 3)
+    assert "Upload" in ui.lesion_base_upload(None, "unknown")[3]

@@ -26,23 +26,37 @@ TOLERANCE = 2.0  # pixels beyond a lesion's radius still count as "at" it
 
 
 def photo_features(rgb: np.ndarray, fov: np.ndarray, maps: np.ndarray) -> np.ndarray:
-    """Features of a photo for the grade classifier: log lesion counts and areas per type, and the
-    FOV's mean colour (0-1)."""
-    counts = np.array(list(lesion_counts(maps).values()), dtype=np.float64)
-    areas = maps.reshape(len(maps), -1).sum(1).astype(np.float64)
-    colour = rgb[fov].mean(0) / 255 if fov.any() else np.zeros(3)
-    return np.concatenate([np.log1p(counts), np.log1p(areas), colour])
+    """Features of a photo for the grade classifier. For microaneurysms, haemorrhages, exudates and
+    all red lesions: log count, log area, log counts of spots of >= 4, 10, 30, 80 px, quadrants
+    reached; then the green channel's contrast percentiles (1, 5, 95, 99) and the FOV's colour
+    mean and spread (0-1). Areas are for 256 px photos."""
+    from retinagan.lesions import _relative_contrast
+
+    size = maps.shape[-1]
+    scale = (size / 256) ** 2
+    out = []
+    for channels in ((0,), (1,), (2,), (0, 1)):
+        found = maps[list(channels)].any(axis=0)
+        labels, count = ndimage.label(found)
+        areas = ndimage.sum(found, labels, range(1, count + 1)) / scale if count else np.zeros(0)
+        ys, xs = np.nonzero(found)
+        quadrants = len(set(zip((ys > (size - 1) / 2).tolist(), (xs > (size - 1) / 2).tolist())))
+        out += [np.log1p(count), np.log1p(found.sum() / scale)] + [np.log1p((areas >= low).sum()) for low in (4, 10, 30, 80)] + [quadrants]
+    contrast = _relative_contrast(rgb[..., 1].astype(np.float32), fov)[fov] if fov.any() else np.zeros(1)
+    pixels = rgb[fov] / 255 if fov.any() else np.zeros((1, 3))
+    return np.array(out + list(np.percentile(contrast, [1, 5, 95, 99])) + list(pixels.mean(0)) + list(pixels.std(0)), dtype=np.float64)
 
 
 class GradeClassifier:
-    """Multinomial logistic regression on photo_features, classes weighted to balance grades."""
+    """Multinomial logistic regression on photo_features (strongly regularised: ~100 photos),
+    classes weighted to balance grades."""
 
     def __init__(self, seed: int = 0):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, class_weight="balanced", max_iter=2000, random_state=seed))
+        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, class_weight="balanced", max_iter=3000, random_state=seed))
 
     def fit(self, features: np.ndarray, grades: np.ndarray) -> "GradeClassifier":
         self.model.fit(features, grades)
