@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
     ev_syn = targets.add_parser("synthetic", help="train on synthetic, test on real: segmenters trained on real / synthetic / both pairs, scored on DRIVE test")
     ev_syn.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
-    ev_syn.add_argument("--translator", default="checkpoints/pix2pix", help="the pix2pix checkpoint that makes the photos")
+    ev_syn.add_argument("--translator", default="checkpoints/pix2pix-grade", help="the pix2pix checkpoint that makes the photos")
     ev_syn.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root: training split = the real pairs, test split = the scoring")
     ev_syn.add_argument("--n", type=int, default=100, help="synthetic pairs")
     ev_syn.add_argument("--seeds", type=int, default=2, help="training seeds per condition")

@@ -93,3 +93,12 @@ def grade_loss(logits: torch.Tensor, grade: torch.Tensor, dr_positive: torch.Ten
         terms = terms - torch.logsumexp(log_p[:, 1:], dim=1) * positive
         count = count + positive.float()
     return terms.sum() / count.sum().clamp(min=1)
+
+
+def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over the pixels (and channels) where mask (B, 1, H, W) is on; pooled
+    over the batch and the processes of a data-parallel run, so every pixel weighs the same."""
+    weights = mask.float()
+    total = global_sum(((fake.float() - real.float()).abs() * weights).sum())
+    count = global_sum(weights.sum() * fake.shape[1])
+    return total / count.clamp(min=1)

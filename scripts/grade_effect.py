@@ -1,6 +1,6 @@
 """How much the translator's DR-grade input changes its photos (figures printed).
 
-python scripts/grade_effect.py [checkpoints/pix2pix] [runs/prepared-256.npz]
+python scripts/grade_effect.py [checkpoints/pix2pix-grade] [runs/prepared-256.npz]
 Mean absolute difference inside the FOV (0-255) between photos of the same held-out trees
 asked for with different grades, beside the difference two looks make.
 """
@@ -34,4 +34,4 @@ def main(checkpoint: str, data: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*(sys.argv[1:] or ["checkpoints/pix2pix", "runs/prepared-256.npz"]))
+    main(*(sys.argv[1:] or ["checkpoints/pix2pix-grade", "runs/prepared-256.npz"]))

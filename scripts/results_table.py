@@ -33,10 +33,9 @@ def main(root: Path) -> None:
             f"| {fmt(100 * ev['grey_pixel_share'], 0) + '%' if 'grey_pixel_share' in ev else '-'} | {config.get('wall_time_s', 0) / 60:.0f} min |"
         )
     print(f"\nreal-vs-real floor (DRIVE training vs DRIVE test hand-drawn maps): {fmt(floor)}")
-    path = root / "pix2pix" / "config.json"
-    if path.is_file():
+    for path in sorted(root.glob("pix2pix*/config.json")):
         fundus = json.loads(path.read_text()).get("metrics", {}).get("evaluate_fundus", {})
-        print("\n| pix2pix | value |\n|---|---|")
+        print(f"\n| {path.parent.name} | value |\n|---|---|")
         for key, value in fundus.items():
             print(f"| {key} | {fmt(value, 4) if isinstance(value, float) else value} |")
 

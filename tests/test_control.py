@@ -253,3 +253,12 @@ def test_evaluate_control_reports_every_part(prepared_maps, tmp_path):
     untrained = FundusTranslator(Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=128, grades=5)).eval(), {})
     with pytest.raises(ValueError, match="lesion maps"):
         evaluate_control(untrained, VesselGenerator.load(vae), None, per_grade_n=1, placement_n=1)
+
+
+def test_masked_l1_by_hand():
+    from retinagan.losses import masked_l1
+
+    fake, real = torch.zeros(1, 3, 2, 2), torch.tensor([1.0, 2.0, 3.0, 4.0]).reshape(1, 1, 2, 2).repeat(1, 3, 1, 1)
+    mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])[None, None]
+    assert masked_l1(fake, real, mask) == pytest.approx((1 + 4) / 2)
+    assert masked_l1(fake, real, torch.zeros_like(mask)) == 0

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.lesions import detect_lesions
-from retinagan.losses import discriminator_loss, generator_loss, grade_loss
+from retinagan.losses import discriminator_loss, generator_loss, grade_loss, masked_l1
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
@@ -283,7 +283,7 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
     lesion_l1 = torch.zeros((), device=fake.device)
     if inputs.shape[1] > 2 and cfg.lesion_l1_weight > 0:  # lesion maps present: the pixels around them again
         near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
-        lesion_l1 = ((fake.float() - photos).abs() * near).sum() / (near.sum() * 3).clamp(min=1)
+        lesion_l1 = masked_l1(fake, photos, near)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
     optimizers["generator"].zero_grad(set_to_none=True)
     (fool + cfg.l1_weight * (l1 + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade).backward()
