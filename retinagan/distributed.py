@@ -158,6 +158,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or WORLD.size == 1:
             return super().forward(x)
+        dtype, x = x.dtype, x.float()  # statistics in fp32 whatever autocast made x (as BatchNorm keeps them)
         count = x.shape[0] * x.shape[2] * x.shape[3] * WORLD.size
         mean = global_sum(x.sum(dim=(0, 2, 3))) / count
         centred = x - mean[None, :, None, None]
@@ -171,7 +172,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
         out = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
         if self.affine:
             out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]
-        return out
+        return out.to(dtype)
 
 
 def global_batchnorm(module: nn.Module) -> nn.Module:

@@ -61,6 +61,20 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
+def bf16_units() -> bool:
+    """Whether this machine computes bf16 in hardware where training runs by default ('auto'
+    device): a CUDA GPU with bf16, else a CPU with AMX or AVX512-BF16. There bf16 autocast pays
+    (bench/bench_train.py: 2x on a Xeon with AMX); on CPUs without them oneDNN emulates bf16,
+    10-20x slower, so the training default follows this."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")]
+    try:
+        return any(probe() for probe in probes if probe is not None)
+    except RuntimeError:
+        return False
+
+
 def step_context(bf16: bool, device: torch.device):
     """bf16 autocast around a training step (matrix work in bf16, losses and weights in fp32)."""
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()

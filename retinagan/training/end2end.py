@@ -32,7 +32,7 @@ from retinagan.losses import discriminator_loss, generator_loss, reconstruction_
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.training.pix2pix import augment_pairs, conditions, holdout_l1, load_pairs, on_device, to_float, to_uint8
 from retinagan.visual import save_grid
 
@@ -63,7 +63,7 @@ class End2EndTrainConfig:
     device: str = "auto"
     channels_last: bool = True
     foreach: bool = True
-    bf16: bool = False
+    bf16: bool = field(default_factory=bf16_units)  # bf16 autocast of the step; default on where the hardware has bf16 (bench/bench_train.py)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500

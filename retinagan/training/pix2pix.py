@@ -33,7 +33,7 @@ from retinagan.losses import discriminator_loss, generator_loss, grade_loss, mas
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, LossSums, Schedule, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -58,7 +58,7 @@ class Pix2PixTrainConfig:
     device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", ...
     channels_last: bool = True  # NHWC activations: faster convolutions (bench/bench_train.py)
     foreach: bool = True  # multi-tensor optimiser updates
-    bf16: bool = False  # bf16 autocast of the step (bench/bench_train.py says where it pays)
+    bf16: bool = field(default_factory=bf16_units)  # bf16 autocast of the step; default on where the hardware has bf16 (bench/bench_train.py)
     seed: int = 0
     log_every: int = 50
     sample_every: int = 500
