@@ -9,10 +9,12 @@ so that drifts of a shared machine hit every mode alike. Images/second comes fro
 stats.jsonl rows (after the first logged row, so start-up and the first steps' allocations
 are out), the better of the two rounds. Modes:
   plain: fp32, contiguous (NCHW) tensors, for-loop optimisers: PyTorch's eager defaults;
-  fast:  the training defaults: channels_last activations, multi-tensor (foreach) optimisers;
-  bf16:  fast plus bf16 autocast of the step.
-With --quality-steps N > 0, plain and fast also train N steps each and the held-out metric is
-printed for both (same seed, same data: the fast path must not cost quality).
+  fast:  channels_last activations, multi-tensor (foreach) optimisers, fp32;
+  bf16:  fast plus bf16 autocast of the step: the training defaults on hardware with bf16
+         units (CPUs with AMX / AVX512-BF16, CUDA GPUs; retinagan.training.common.bf16_units).
+With --quality-steps N > 0, the --quality-modes (default plain and bf16) also train N steps each
+and the held-out metric is printed for each (same seed, same data: the fast path must not cost
+quality).
 Figures are printed, never asserted.
 """
 from __future__ import annotations
@@ -67,13 +69,17 @@ def main() -> None:
     parser.add_argument("--kinds", default="aae,pix2pix", help="comma-separated: aae, aae-dual, vae, pix2pix")
     parser.add_argument("--modes", default="plain,fast,bf16")
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--quality-steps", type=int, default=0, help="also train plain and fast this long and compare")
+    parser.add_argument("--quality-steps", type=int, default=0, help="also train the --quality-modes this long and compare")
+    parser.add_argument("--quality-modes", default="plain,bf16")
     args = parser.parse_args()
     if not Path(args.data).is_file():
         raise SystemExit(f"no prepared set at {args.data}: python -m retinagan prepare --data DIR ... --output {args.data}")
     import torch
 
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
+    from retinagan.training.common import bf16_units
+
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, bf16 units: {bf16_units()}")
     kinds, modes = args.kinds.split(","), args.modes.split(",")
     results: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -86,7 +92,7 @@ def main() -> None:
                     print(f"  {kind} {mode} round {round_ + 1}: {result['images_per_s']:.2f} images/s", flush=True)
         quality = {}
         for kind in kinds if args.quality_steps else []:
-            for mode in ("plain", "fast"):
+            for mode in args.quality_modes.split(","):
                 quality[(kind, mode)] = run(kind, mode, args.data, args.quality_steps, Path(tmp) / f"q-{kind}-{mode}", 25)
     print(f"\n{'kind':10} {'mode':6} {'images/s':>9} {'vs plain':>9}")
     for kind in kinds:

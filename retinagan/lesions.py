@@ -156,7 +156,11 @@ GRADE_RECIPES = {
     3: {"microaneurysm": (8, 14), "haemorrhage": (16, 24), "exudate": (3, 7)},
     4: {"microaneurysm": (10, 16), "haemorrhage": (24, 34), "exudate": (5, 10), "preretinal": (1, 2)},
 }
-LESION_SIZES = {"microaneurysm": (1.2, 2.0), "haemorrhage": (2.5, 5.0), "exudate": (3.0, 6.0), "preretinal": (10.0, 13.0)}
+# Radii in pixels at 256 px. At this size one pixel is ~45 um of retina, so a true microaneurysm
+# (25-125 um) is under 1.5 px across; the "microaneurysms" drawn here (radius 1.5-2.2) are the
+# smallest red dots a 256-px photo shows, as the detector's microaneurysm class (<= 16 px) is
+# on real 256-px photos. The translator draws dots of radius < 1.4 too faintly to be found.
+LESION_SIZES = {"microaneurysm": (1.5, 2.2), "haemorrhage": (2.5, 5.0), "exudate": (3.0, 6.0), "preretinal": (10.0, 13.0)}
 
 
 def disc_from_vessels(vessels: np.ndarray) -> tuple[float, float]:
