@@ -32,29 +32,33 @@ class Lesion:
             raise ValueError(f"unknown lesion type {self.kind!r} (one of {', '.join(LESION_TYPES)})")
 
 
-def _blob(shape: tuple[int, int], lesion: Lesion, rng: np.random.Generator) -> np.ndarray:
-    """Soft mask in [0, 1] of one lesion."""
+def _blob(shape: tuple[int, int], lesion: Lesion, rng: np.random.Generator) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Soft mask in [0, 1] of one lesion, computed in a window around it (the mask is 0 beyond):
+    (the window's (rows, columns) slices into an image of `shape`, the mask inside it)."""
     low, high = SIZES[lesion.kind]
     radius = float(np.clip(lesion.size, low, high))
-    yy, xx = np.mgrid[: shape[0], : shape[1]].astype(np.float32)
+    reach = int(np.ceil(3.5 * radius + 6))  # exudate patches lie within ~5 sd (radius / 2) of the centre
+    top, left = max(0, int(lesion.y) - reach), max(0, int(lesion.x) - reach)
+    window = (slice(top, min(shape[0], int(lesion.y) + reach + 1)), slice(left, min(shape[1], int(lesion.x) + reach + 1)))
+    yy, xx = np.mgrid[window].astype(np.float32)
     if lesion.kind == "microaneurysm":
         dist = np.hypot(yy - lesion.y, xx - lesion.x) / radius
-        return np.clip(1.5 - dist, 0, 1)
+        return window, np.clip(1.5 - dist, 0, 1)
     if lesion.kind == "haemorrhage":
         # An ellipse with a wobbly rim: radius modulated by a few random harmonics.
         angle = np.arctan2(yy - lesion.y, xx - lesion.x)
         rim = radius * (1 + sum(rng.uniform(0, 0.18) * np.cos(k * angle + rng.uniform(0, 6.3)) for k in (2, 3, 5)))
         stretch = rng.uniform(0.7, 1.0)
         dist = np.hypot((yy - lesion.y) / stretch, xx - lesion.x) / rim
-        return ndimage.gaussian_filter(np.clip((1.15 - dist) * 4, 0, 1), 0.8)
+        return window, ndimage.gaussian_filter(np.clip((1.15 - dist) * 4, 0, 1), 0.8, mode="constant")
     # Exudate: several small patches scattered within the radius.
-    mask = np.zeros(shape, np.float32)
+    mask = np.zeros(yy.shape, np.float32)
     for _ in range(int(rng.integers(3, 8))):
         cx = lesion.x + rng.normal(0, radius / 2)
         cy = lesion.y + rng.normal(0, radius / 2)
         r = rng.uniform(0.8, 2.2) * max(1.0, radius / 5)
         mask = np.maximum(mask, np.clip((r - np.hypot(yy - cy, xx - cx)) * 1.5 + 0.5, 0, 1))
-    return mask
+    return window, mask
 
 
 def paint(photo: np.ndarray, lesions: list[Lesion], fov: np.ndarray | None = None) -> np.ndarray:
@@ -62,14 +66,15 @@ def paint(photo: np.ndarray, lesions: list[Lesion], fov: np.ndarray | None = Non
     out = photo.astype(np.float32)
     local = ndimage.uniform_filter(out, size=(15, 15, 1))  # the photo's own nearby colour
     for lesion in lesions:
-        alpha = _blob(photo.shape[:2], lesion, np.random.default_rng(_seed_of(lesion)))[..., None]
+        window, alpha = _blob(photo.shape[:2], lesion, np.random.default_rng(_seed_of(lesion)))
+        alpha, near = alpha[..., None], local[window]
         if lesion.kind == "exudate":
-            colour = np.clip(local * np.array([1.25, 1.35, 0.7]) + np.array([60, 55, 0]), 0, 255)
+            colour = np.clip(near * np.array([1.25, 1.35, 0.7]) + np.array([60, 55, 0]), 0, 255)
             alpha = alpha * 0.9
         else:
             depth = 0.45 if lesion.kind == "microaneurysm" else 0.55
-            colour = local * np.array([1 - depth * 0.6, 1 - depth, 1 - depth])
-        out = out * (1 - alpha) + colour * alpha
+            colour = near * np.array([1 - depth * 0.6, 1 - depth, 1 - depth])
+        out[window] = out[window] * (1 - alpha) + colour * alpha
     if fov is not None:
         out = np.where(fov[..., None], out, photo)
     return np.clip(out, 0, 255).round().astype(np.uint8)
@@ -85,8 +90,8 @@ def lesion_maps(lesions: list[Lesion], size: int) -> np.ndarray:
     """Lesions (positions in pixels of a size x size image) -> (3, size, size) bool maps."""
     maps = np.zeros((len(LESION_TYPES), size, size), dtype=bool)
     for lesion in lesions:
-        alpha = _blob((size, size), lesion, np.random.default_rng(_seed_of(lesion)))
-        maps[LESION_TYPES.index(lesion.kind)] |= alpha > 0.5
+        window, alpha = _blob((size, size), lesion, np.random.default_rng(_seed_of(lesion)))
+        maps[LESION_TYPES.index(lesion.kind)][window] |= alpha > 0.5
     return maps
 
 
@@ -188,6 +193,8 @@ def compose_for_grade(grade: int, seed: int, vessels: np.ndarray, fov: np.ndarra
     disc and the FOV rim, red lesions off the vessels, haemorrhages spread over all four quadrants."""
     if grade not in GRADE_RECIPES:
         raise ValueError(f"grade must be 0-4, not {grade}")
+    if not GRADE_RECIPES[grade]:
+        return []
     size = vessels.shape[0]
     rng = np.random.default_rng([int(seed), int(grade)])
     allowed = free_of_landmarks(vessels, fov, max(2, size // 20))
