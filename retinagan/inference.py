@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-
 from scipy import ndimage
 
 from retinagan.checkpoint import load_model
@@ -244,14 +243,14 @@ class FundusTranslator:
         fov = fov_disc(self.size) if fov is None else np.asarray(fov, dtype=bool)
         if not lesions:
             return photo.copy()
+        region = edited_region(lesions, self.size) & fov
         if not self.draws_lesions:
-            return paint(photo, lesions, fov)
+            return np.where(region[..., None], paint(photo, lesions, fov), photo)
         pair = self.translate(np.stack([vessels, vessels]), fov, grade, look_seed=look_seed, lesions=[lesions, []])
         drawn, plain = pair.astype(np.float32)
         local = ndimage.uniform_filter(photo.astype(np.float32), size=(15, 15, 1))
         model_local = ndimage.uniform_filter(plain, size=(15, 15, 1))
         delta = (drawn - plain) * (local + 8) / (model_local + 8)  # the lesion's contrast, in the photo's lighting
-        region = edited_region(lesions, self.size) & fov
         out = np.where(region[..., None], np.clip(photo + delta, 0, 255).round(), photo)
         return out.astype(np.uint8)
 

@@ -11,6 +11,7 @@ from PIL import Image
 
 from retinagan.checkpoint import save_model
 from retinagan.cli import main
+from retinagan.errors import CheckpointError
 from retinagan.inference import FundusTranslator, fov_disc
 from retinagan.lesions import (
     GRADE_RECIPES, LESION_TYPES, Lesion, burden, compose_for_grade, detect_lesions, disc_from_vessels, edited_region,
@@ -138,8 +139,11 @@ def test_fine_tune_start_keeps_the_checkpoint_and_learns_lesions(tmp_path):
     new.eval()
     with torch.no_grad():  # lesion channels start at zero weight: the start is the old model
         assert torch.allclose(new(torch.cat([x, lesions], 1)), old(x), atol=1e-6)
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(CheckpointError, match="does not fit"):
         start_generator(Pix2PixTrainConfig(model=Pix2PixConfig(base_channels=4, image_size=128, in_channels=1, grades=5, appearance_dim=6),
+                                           init=str(tmp_path / "old")))
+    with pytest.raises(CheckpointError, match="does not fit this run"):
+        start_generator(Pix2PixTrainConfig(model=Pix2PixConfig(base_channels=4, image_size=128, grades=5, appearance_dim=0, lesions=3),
                                            init=str(tmp_path / "old")))
 
 

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
+from retinagan.errors import CheckpointError
 from retinagan.lesions import detect_lesions
 from retinagan.losses import discriminator_loss, generator_loss, grade_loss, masked_l1
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
@@ -166,9 +167,12 @@ def start_generator(cfg: Pix2PixTrainConfig) -> tuple[Pix2PixGenerator, str]:
     have, want = state[first], generator.state_dict()[first]
     if have.shape != want.shape:
         if have.shape[1] > want.shape[1] or have.shape[0] != want.shape[0]:
-            raise ValueError(f"--init {cfg.init}: its first layer {tuple(have.shape)} does not fit {tuple(want.shape)}")
+            raise CheckpointError(f"--init {cfg.init}: its first layer {tuple(have.shape)} does not fit {tuple(want.shape)}")
         state[first] = torch.cat([have, torch.zeros(want.shape[0], want.shape[1] - have.shape[1], *want.shape[2:])], dim=1)
-    generator.load_state_dict(state)
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as exc:  # other widths, depth, conditions
+        raise CheckpointError(f"--init {cfg.init}: does not fit this run's --model settings ({str(exc).splitlines()[0]})") from None
     return generator, cfg.init
 
 
