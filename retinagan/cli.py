@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_syn.add_argument("--n", type=int, default=100, help="synthetic pairs")
     ev_syn.add_argument("--seeds", type=int, default=2, help="training seeds per condition")
     ev_syn.add_argument("--steps", type=int, default=600, help="optimiser steps per segmenter")
+    ev_syn.add_argument("--real-share", type=float, default=0.5, help="mixed: real pairs repeated to about this share of the draws (0: each pair once)")
     ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
     ev_syn.add_argument("--json", action="store_true")
     ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
@@ -240,8 +241,10 @@ def cmd_evaluate(args) -> int:
         from retinagan.inference import FundusTranslator, VesselGenerator
         from retinagan.metrics.synthetic_training import train_on_synthetic
 
+        if not 0 <= args.real_share < 1:
+            raise RetinaganError(f"--real-share must be within 0-1 (0: each pair once), not {args.real_share}")
         result = train_on_synthetic(VesselGenerator.load(args.vessels), FundusTranslator.load(args.translator), args.drive,
-                                    args.n, tuple(range(args.seeds)), args.steps, args.output)
+                                    args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None)
         if not args.json:
             for condition, row in result["summary"].items():
                 print(f"{condition:>10}: {row['pairs']:4d} pairs, Dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}, "

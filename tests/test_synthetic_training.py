@@ -52,3 +52,16 @@ def test_train_on_synthetic_command(drive_like, tmp_path, capsys):
     dice = [r["dice"] for r in result["runs"] if r["condition"] == "real"]
     assert abs(result["summary"]["real"]["dice_mean"] - np.mean(dice)) < 1e-9
     assert abs(result["synthetic_over_real_dice"] - result["summary"]["synthetic"]["dice_mean"] / np.mean(dice)) < 1e-9
+
+
+def test_mixed_repeats_the_real_pairs_to_the_share_asked(drive_like, tmp_path, capsys):
+    vessels, translator = _tiny_models(tmp_path)
+    args = ["evaluate", "synthetic", "--vessels", str(vessels), "--translator", str(translator), "--drive", str(drive_like),
+            "--n", "4", "--seeds", "1", "--steps", "2", "--output", str(tmp_path / "runs"), "--json"]
+    assert main(args + ["--real-share", "0.8"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["mixed_real_repeats"] == 5 and result["summary"]["mixed"]["pairs"] == 3 * 5 + 4  # 15 of 19 draws: 0.79
+    assert abs(result["mixed_real_share"] - 15 / 19) < 1e-9
+    assert main(args + ["--real-share", "0"]) == 0  # each pair once
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["mixed"]["pairs"] == 7
+    assert main(args + ["--real-share", "1.5"]) == 2

@@ -3,7 +3,8 @@
 Three vessel segmenters, one recipe and one step budget, differing only in their training pairs:
   real       the DRIVE training photos with their hand-drawn maps,
   synthetic  N generated pairs (a vessel model's samples -> the translator's photos of them),
-  mixed      both together;
+  mixed      both together, the real pairs repeated so they make about `real_share` of the
+             draws (None: each pair once, so 20 real among 200 synthetic are 1 in 11);
 each trained for several seeds and scored on DRIVE test (hand-drawn maps, native resolution,
 inside the FOV). Everything works at the generator's scale: training photos are FOV-cropped to
 the generator's size (256 px), and the segmenter rescales each test photo so its FOV is that
@@ -61,7 +62,7 @@ def segmenter_tensors(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray) ->
 
 def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 100, seeds: tuple[int, ...] = (0, 1),
                        steps: int = 600, output: str | Path = "runs/train-on-synthetic", batch_size: int = 16,
-                       patch: int = 64, progress: bool = True) -> dict:
+                       patch: int = 64, progress: bool = True, real_share: float | None = 0.5) -> dict:
     """Train the three segmenters per seed and score each on DRIVE test; returns every run and,
     per condition, the mean and spread over seeds, with synthetic / real and mixed - real."""
     from tqdm import tqdm
@@ -70,19 +71,22 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     from retinagan.metrics.evaluate_segmenter import score_drive
     from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter
 
+    if real_share is not None and not 0 < real_share < 1:
+        raise ValueError(f"real_share must be within 0-1 (exclusive), not {real_share}")
     size = translator.size
     real = segmenter_tensors(*real_drive_pairs(drive_root, size))
     synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n))
+    repeats = 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(synthetic[0]) / len(real[0])))
     sets = {
         "real": real,
         "synthetic": synthetic,
-        "mixed": (torch.cat([real[0], synthetic[0]]), torch.cat([real[1], synthetic[1]])),
+        "mixed": (torch.cat([real[0].repeat(repeats, 1, 1, 1), synthetic[0]]), torch.cat([real[1].repeat(repeats, 1, 1, 1), synthetic[1]])),
     }
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
         "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1}) through a pix2pix translator",
     }
-    described["mixed"] = f"{described['real']} + {described['synthetic']}"
+    described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
     runs = []
     jobs = [(condition, seed) for seed in seeds for condition in CONDITIONS]
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
@@ -100,7 +104,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     for condition in CONDITIONS:
         rows = [r for r in runs if r["condition"] == condition]
         summary[condition] = {
-            "pairs": rows[0]["pairs"],
+            "pairs": rows[0]["pairs"],  # mixed: the real pairs counted once per repeat
             "dice_mean": float(np.mean([r["dice"] for r in rows])),
             "dice_std": float(np.std([r["dice"] for r in rows])),
             "auc_mean": float(np.mean([r["auc"] for r in rows])),
@@ -112,6 +116,8 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         "steps": steps,
         "seeds": list(seeds),
         "synthetic_pairs": n,
+        "mixed_real_repeats": repeats,
+        "mixed_real_share": repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])),
         "summary": summary,
         "synthetic_over_real_dice": summary["synthetic"]["dice_mean"] / max(summary["real"]["dice_mean"], 1e-9),
         "mixed_minus_real_dice": summary["mixed"]["dice_mean"] - summary["real"]["dice_mean"],
