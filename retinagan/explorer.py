@@ -231,12 +231,16 @@ class Explorer:
         placed = [translator.plan_lesions(m, fov, grade, seed, lesions) for m in maps]
         return translator.translate(maps, fov, grade, look_seed=look_seed, lesions=placed)
 
-    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], grade: int | None = None) -> np.ndarray:
-        """Lesions placed into a photo of this translator's size (FOV: its non-black pixels);
-        the photo is unchanged outside the lesions' regions."""
+    def _lesion_translator(self):
         translator = self.translator()
         if translator is None:
             raise RetinaganError("placing lesions needs a translator in the checkpoints folder")
+        return translator
+
+    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], grade: int | None = None) -> np.ndarray:
+        """Lesions placed into a photo of this translator's size (FOV: its non-black pixels);
+        the photo is unchanged outside the lesions' regions."""
+        translator = self._lesion_translator()
         photo = np.asarray(photo, dtype=np.uint8)
         fov = photo.max(axis=2) > 12
         grade = grade if translator.grades > 0 else None
@@ -262,9 +266,7 @@ class Explorer:
         size, disc on the right, black outside the FOV; for placing lesions into it."""
         from retinagan.pipeline import prepare_arrays
 
-        translator = self.translator()
-        if translator is None:
-            raise RetinaganError("placing lesions needs a translator in the checkpoints folder")
+        translator = self._lesion_translator()
         arrays = prepare_arrays(rgb, None, None, self.segmenter(), translator.size)
         return (arrays["images"] * arrays["fov"][..., None]).astype(np.uint8), arrays["vessels"]
 

@@ -176,13 +176,19 @@ def disc_from_vessels(vessels: np.ndarray) -> tuple[float, float]:
     return float(x), float(y)
 
 
+def expected_fovea_x(disc_x: float, size: int) -> float:
+    """Where the fovea lies across the image: about 2.5 disc diameters (a third of the FOV width)
+    from the disc, towards the centre (level with the disc)."""
+    return disc_x + (0.33 if disc_x < (size - 1) / 2 else -0.33) * size
+
+
 def free_of_landmarks(vessels: np.ndarray, fov: np.ndarray, rim: int) -> np.ndarray:
     """Where lesions are placed: inside the FOV (rim pixels in), off the optic disc (found from
     the vessels) and the fovea (a third of the image from the disc towards the centre), where the
     detector does not look."""
     size = vessels.shape[0]
     disc_x, disc_y = disc_from_vessels(vessels)
-    fovea_x = disc_x + (0.33 if disc_x < (size - 1) / 2 else -0.33) * size
+    fovea_x = expected_fovea_x(disc_x, size)
     yy, xx = np.mgrid[:size, :size]
     return (ndimage.binary_erosion(fov, iterations=rim) & (np.hypot(yy - disc_y, xx - disc_x) > size * 0.12)
             & (np.hypot(yy - disc_y, xx - fovea_x) > size * 0.1))
@@ -231,7 +237,7 @@ def find_fovea(green: np.ndarray, fov: np.ndarray, disc_x: float, disc_y: float)
     """(x, y) of the fovea: the darkest smoothed spot about 2.5 disc diameters (a third of the
     FOV width) from the disc towards the FOV centre, level with the disc."""
     size = green.shape[0]
-    expected_x = disc_x + (0.33 if disc_x < (size - 1) / 2 else -0.33) * size
+    expected_x = expected_fovea_x(disc_x, size)
     smooth = ndimage.gaussian_filter(np.where(fov, green, green[fov].max() if fov.any() else 0), size / 16)  # broader than lesions
     yy, xx = np.mgrid[:size, :size]
     window = (np.hypot(yy - disc_y, xx - expected_x) <= 0.1 * size) & fov
