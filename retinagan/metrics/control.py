@@ -28,8 +28,9 @@ TOLERANCE = 2.0  # pixels beyond a lesion's radius still count as "at" it
 def photo_features(rgb: np.ndarray, fov: np.ndarray, maps: np.ndarray) -> np.ndarray:
     """Features of a photo for the grade classifier. For microaneurysms, haemorrhages, exudates and
     all red lesions: log count, log area, log counts of spots of >= 4, 10, 30, 80 px, quadrants
-    reached; then the green channel's contrast percentiles (1, 5, 95, 99) and the FOV's colour
-    mean and spread (0-1). Areas are for 256 px photos."""
+    reached; then the green channel's contrast percentiles (1, 5, 95, 99). Areas are for 256 px
+    photos. No overall colour: it follows the camera and the photo's look more than the disease
+    (with it, 5-fold accuracy on the real photos was 0.40 instead of 0.44)."""
     from retinagan.lesions import _relative_contrast
 
     size = maps.shape[-1]
@@ -43,8 +44,7 @@ def photo_features(rgb: np.ndarray, fov: np.ndarray, maps: np.ndarray) -> np.nda
         quadrants = len(set(zip((ys > (size - 1) / 2).tolist(), (xs > (size - 1) / 2).tolist())))
         out += [np.log1p(count), np.log1p(found.sum() / scale)] + [np.log1p((areas >= low).sum()) for low in (4, 10, 30, 80)] + [quadrants]
     contrast = _relative_contrast(rgb[..., 1].astype(np.float32), fov)[fov] if fov.any() else np.zeros(1)
-    pixels = rgb[fov] / 255 if fov.any() else np.zeros((1, 3))
-    return np.array(out + list(np.percentile(contrast, [1, 5, 95, 99])) + list(pixels.mean(0)) + list(pixels.std(0)), dtype=np.float64)
+    return np.array(out + list(np.percentile(contrast, [1, 5, 95, 99])), dtype=np.float64)
 
 
 class GradeClassifier:
