@@ -31,12 +31,16 @@ class Lesion:
         if self.kind not in LESION_TYPES:
             raise ValueError(f"unknown lesion type {self.kind!r} (one of {', '.join(LESION_TYPES)})")
 
+    @property
+    def radius(self) -> float:
+        """The radius it is drawn with: size clipped to its kind's range (SIZES)."""
+        return float(np.clip(self.size, *SIZES[self.kind]))
+
 
 def _blob(shape: tuple[int, int], lesion: Lesion, rng: np.random.Generator) -> tuple[tuple[slice, slice], np.ndarray]:
     """Soft mask in [0, 1] of one lesion, computed in a window around it (the mask is 0 beyond):
     (the window's (rows, columns) slices into an image of `shape`, the mask inside it)."""
-    low, high = SIZES[lesion.kind]
-    radius = float(np.clip(lesion.size, low, high))
+    radius = lesion.radius
     reach = int(np.ceil(3.5 * radius + 6))  # exudate patches lie within ~5 sd (radius / 2) of the centre
     top, left = max(0, int(lesion.y) - reach), max(0, int(lesion.x) - reach)
     window = (slice(top, min(shape[0], int(lesion.y) + reach + 1)), slice(left, min(shape[1], int(lesion.x) + reach + 1)))
@@ -105,8 +109,7 @@ def edited_region(lesions: list[Lesion], size: int, margin: float = 3.0) -> np.n
     yy, xx = np.mgrid[:size, :size]
     region = np.zeros((size, size), dtype=bool)
     for lesion in lesions:
-        low, high = SIZES[lesion.kind]
-        reach = float(np.clip(lesion.size, low, high)) * (2.2 if lesion.kind == "exudate" else 1.5) + margin
+        reach = lesion.radius * (2.2 if lesion.kind == "exudate" else 1.5) + margin
         region |= np.hypot(yy - lesion.y, xx - lesion.x) <= reach
     return region
 
@@ -165,7 +168,7 @@ GRADE_RECIPES = {
 # (25-125 um) is under 1.5 px across; the "microaneurysms" drawn here (radius 1.5-2.2) are the
 # smallest red dots a 256-px photo shows, as the detector's microaneurysm class (<= 16 px) is
 # on real 256-px photos. The translator draws dots of radius < 1.4 too faintly to be found.
-LESION_SIZES = {"microaneurysm": (1.5, 2.2), "haemorrhage": (2.5, 5.0), "exudate": (3.0, 6.0), "preretinal": (10.0, 13.0)}
+LESION_SIZES = {"microaneurysm": (1.5, 2.2), "haemorrhage": (4.0, 5.0), "exudate": (3.0, 6.0), "preretinal": (10.0, 13.0)}  # within SIZES
 
 
 def disc_from_vessels(vessels: np.ndarray) -> tuple[float, float]:

@@ -266,3 +266,12 @@ def test_masked_l1_by_hand():
     mask = torch.tensor([[1.0, 0.0], [0.0, 1.0]])[None, None]
     assert masked_l1(fake, real, mask) == pytest.approx((1 + 4) / 2)
     assert masked_l1(fake, real, torch.zeros_like(mask)) == 0
+
+
+def test_composed_sizes_are_drawn_as_composed():
+    from retinagan.lesions import LESION_SIZES, SIZES
+
+    for kind, (low, high) in LESION_SIZES.items():
+        drawn = SIZES["haemorrhage" if kind == "preretinal" else kind]
+        assert drawn[0] <= low <= high <= drawn[1], kind  # no silent clipping of composed lesions
+    assert Lesion("haemorrhage", 1, 1, 2).radius == SIZES["haemorrhage"][0] and Lesion("exudate", 1, 1, 5).radius == 5

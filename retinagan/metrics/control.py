@@ -6,8 +6,8 @@
   a grade classifier trained on the real graded photos (detector counts + colour; its own
   cross-validated accuracy reported) should agree with the requested grade better than chance.
 - placement: random lesions requested on sampled trees; recall = share of them with a detected
-  lesion of their group (red: microaneurysm, haemorrhage; bright: exudate) within radius + 2 px
-  of their centre; lesion area found outside every requested region, against the same photos
+  lesion of their group (red: microaneurysm, haemorrhage; bright: exudate) within radius (as
+  drawn) + 2 px of their centre; lesion area found outside every requested region, against the same photos
   made without lesions.
 - insertion: lesions inserted into photos (real where a real set is given, else generated, and
   the scikit-image retina photo); change outside the edited regions (mean absolute difference,
@@ -117,7 +117,7 @@ def found_at(lesion: Lesion, maps: np.ndarray) -> bool:
     group = BRIGHT if lesion.kind == "exudate" else RED
     size = maps.shape[-1]
     yy, xx = np.mgrid[:size, :size]
-    near = np.hypot(yy - lesion.y, xx - lesion.x) <= lesion.size + TOLERANCE
+    near = np.hypot(yy - lesion.y, xx - lesion.x) <= lesion.radius + TOLERANCE
     return bool(maps[list(group)].any(axis=0)[near].any())
 
 
