@@ -10,6 +10,7 @@ lesions gives the same picture.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from dataclasses import dataclass
 
@@ -116,8 +117,6 @@ def edited_region(lesions: list[Lesion], size: int, margin: float = 3.0) -> np.n
 
 def lesions_from_json(text: str, size: int | None = None) -> list[Lesion]:
     """A JSON list of {"type" (or "kind"), "x", "y", "radius" (or "size")} -> lesions; clear errors."""
-    import json
-
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -146,8 +145,6 @@ def lesions_from_json(text: str, size: int | None = None) -> list[Lesion]:
 
 
 def lesions_to_json(lesions: list[Lesion]) -> str:
-    import json
-
     return json.dumps([{"type": l.kind, "x": round(l.x, 1), "y": round(l.y, 1), "radius": round(l.size, 1)} for l in lesions])  # noqa: E741
 
 
@@ -227,7 +224,7 @@ def compose_for_grade(grade: int, seed: int, vessels: np.ndarray, fov: np.ndarra
 
 
 # --- detector: lesion maps of real (or generated) photos -----------------------------------
-def _relative_contrast(channel: np.ndarray, fov: np.ndarray) -> np.ndarray:
+def relative_contrast(channel: np.ndarray, fov: np.ndarray) -> np.ndarray:
     """(channel - local background) / background; background = median over ~1/10 of the image."""
     fill = np.where(fov, channel, np.median(channel[fov]) if fov.any() else channel.mean())
     step = max(1, channel.shape[0] // 128)
@@ -266,7 +263,7 @@ def detect_lesions(rgb: np.ndarray, fov: np.ndarray, vessels: np.ndarray | None 
     size = rgb.shape[0]
     scale = (size / 256) ** 2  # areas are set for 256 px
     green = rgb[..., 1].astype(np.float32)
-    contrast = _relative_contrast(green, fov)
+    contrast = relative_contrast(green, fov)
     inside = ndimage.binary_erosion(fov, iterations=max(1, round(6 * size / 256)))
     maps = np.zeros((3, size, size), dtype=bool)
     red = (contrast < -red_contrast) & inside
