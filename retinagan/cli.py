@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev_ves.add_argument("--drive", default=f"{DEFAULT_DATA}/drive", help="DRIVE root (hand-drawn reference maps)")
     ev_ves.add_argument("--n", type=int, default=100, help="generated samples to compare")
     ev_ves.add_argument("--seed", type=int, default=0)
+    ev_ves.add_argument("--refine", type=int, default=None, metavar="STEPS",
+                        help="also score reconstructions from codes refined this many steps through the decoder, "
+                             "as the app encodes real trees (default: the app's steps, 100; 0: encoder only)")
     ev_ves.add_argument("--json", action="store_true")
     ev_ves.add_argument("--store", action="store_true", help="also write the result into the checkpoint's config.json metrics")
     ev_fun = targets.add_parser("fundus", help="FID/KID against real photos, vessel fidelity, anatomy checks of a pix2pix")
@@ -213,12 +216,15 @@ def cmd_evaluate(args) -> int:
 
         result = score_drive(Segmenter.load(args.checkpoint), args.drive, "test", args.threshold)
     elif args.target == "vessels":
-        from retinagan.inference import VesselGenerator
+        from retinagan.inference import REFINE_STEPS, VesselGenerator
         from retinagan.metrics.evaluate_vessels import evaluate_generator
 
+        if args.refine is not None and args.refine < 0:
+            raise RetinaganError(f"--refine takes a number of steps >= 0, not {args.refine}")
         generator = VesselGenerator.load(args.checkpoint)
         train_data = generator.config.get("train_config", {}).get("data")
-        result = evaluate_generator(generator, args.drive, args.n, args.seed, train_data)
+        result = evaluate_generator(generator, args.drive, args.n, args.seed, train_data,
+                                    REFINE_STEPS if args.refine is None else args.refine)
         if args.store:
             from retinagan.checkpoint import update_metrics
 

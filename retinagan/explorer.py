@@ -283,8 +283,12 @@ class Explorer:
             mask = square
         return resize(mask, size)
 
-    def encode(self, name: str, tree: np.ndarray) -> np.ndarray:
-        return self.generator(name).encode(tree[None])[0]
+    def encode(self, name: str, tree: np.ndarray, refine: bool = False) -> np.ndarray:
+        """A tree's latent code: the encoder's, or (refine) that code refined through the decoder
+        (inference.refine_codes, REFINE_STEPS steps: closer reconstructions of unseen trees)."""
+        from retinagan.inference import REFINE_STEPS
+
+        return self.generator(name).encode(tree[None], refine=REFINE_STEPS if refine else 0)[0]
 
     def interpolate(self, name: str, za: np.ndarray, zb: np.ndarray, frames: int = 8, mode: str = "linear"):
         """-> (codes (F, l), maps (F, S, S) bool) along the path from code A to code B."""

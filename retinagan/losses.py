@@ -22,6 +22,15 @@ def bce_dice_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target) + soft_dice_loss(logits, target)
 
 
+def bce_dice_per_map(logits: torch.Tensor, target: torch.Tensor, eps: float = 1.0) -> torch.Tensor:
+    """(B,) BCE + (1 - soft Dice) of each map on its own: no map's loss depends on the others'."""
+    logits, dims = logits.float(), tuple(range(1, logits.dim()))
+    prob = torch.sigmoid(logits)
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none").mean(dims)
+    dice = (2 * (prob * target).sum(dims) + eps) / (prob.sum(dims) + target.sum(dims) + eps)
+    return bce + 1 - dice
+
+
 def kl_divergence(mu: torch.Tensor, log_var: torch.Tensor) -> torch.Tensor:
     """KL(q(z|x) || N(0, I)), summed over latent dims, averaged over the batch."""
     mu, log_var = mu.float(), log_var.float()

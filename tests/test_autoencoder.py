@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,8 @@ from PIL import Image
 from retinagan.checkpoint import load_model, read_config
 from retinagan.cli import main
 from retinagan.inference import VesselGenerator
-from retinagan.losses import discriminator_loss, generator_loss, kl_divergence
+from retinagan.errors import CheckpointError
+from retinagan.losses import bce_dice_per_map, discriminator_loss, generator_loss, kl_divergence
 from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
 from retinagan.training.autoencoder import AutoencoderTrainConfig, augment, split_holdout, train_autoencoder
 
@@ -153,3 +155,67 @@ def test_generate_cli_is_deterministic_and_resumable(prepared_maps, tmp_path):
         assert sorted(int(r["index"]) for r in csv.DictReader(f)) == [0, 1, 2, 3, 4]
     assert main(["generate", "--checkpoint", str(folder), "--n", "5", "--seed", "99", "--output", str(tmp_path / "a")]) == 2
     assert VesselGenerator.load(folder).sample([11]).shape == (1, 128, 128)
+
+
+def test_strong_augment_warps_deterministically_and_keeps_maps_binary():
+    maps = torch.zeros(4, 1, 64, 64, dtype=torch.uint8)
+    maps[:, :, 30:34] = 1
+    maps[:, :, :, 10:12] = 1
+    strong = augment(maps, torch.Generator().manual_seed(0), "strong")
+    assert torch.equal(strong, augment(maps, torch.Generator().manual_seed(0), "strong"))
+    assert set(torch.unique(strong).tolist()) <= {0.0, 1.0}
+    assert 0.5 < strong.mean() / maps.float().mean() < 1.5
+    assert not torch.equal(strong, augment(maps, torch.Generator().manual_seed(0), "standard"))
+    with pytest.raises(ValueError, match="augment must be one of"):
+        augment(maps, torch.Generator(), "wild")
+
+
+def test_fine_tune_starts_from_the_checkpoint(prepared_maps, tmp_path):
+    base = dict(data=str(prepared_maps), model=TINY, batch_size=2, log_every=5, sample_every=100, state_every=100, holdout_every=3)
+    start = train_autoencoder(AutoencoderTrainConfig(output=str(tmp_path / "a"), steps=10, **base))
+    # lr 0: the weights cannot move, so the fine-tune's convolutions are the start's exactly
+    # (the other model setting given here, a wider model, is replaced by the checkpoint's).
+    wide = dataclasses.replace(TINY, base_channels=8)
+    tuned = train_autoencoder(AutoencoderTrainConfig(output=str(tmp_path / "b"), steps=2, lr=0.0, init=str(start),
+                                                     augment="strong", **{**base, "model": wide}))
+    a, b = load_model(start)[0].state_dict(), load_model(tuned)[0].state_dict()
+    assert load_model(tuned)[0].config == TINY
+    convs = [k for k in a if k.endswith("weight") and a[k].dim() == 4]
+    assert convs and all(torch.equal(a[k], b[k]) for k in convs)
+    assert "fine-tuned from" in read_config(tuned)["training_data"]
+    with pytest.raises(CheckpointError):
+        train_autoencoder(AutoencoderTrainConfig(output=str(tmp_path / "c"), steps=1, init=str(tmp_path / "nothing"), **base))
+
+
+def test_refined_codes_reconstruct_better_per_map_and_leave_the_model_alone():
+    torch.manual_seed(0)
+    model = VesselAutoencoder(TINY).eval()
+    generator = VesselGenerator(model, {"kind": "aae"})
+    maps = np.zeros((3, 128, 128), dtype=np.float32)
+    maps[:, 60:66, :] = 1
+    maps[1, :, 20:24] = 1
+    maps[2, 10:40, 90:95] = 1
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.from_numpy(maps)[:, None]
+    coded, refined = generator.encode(maps), generator.encode(maps, refine=30)
+    with torch.no_grad():
+        loss = lambda z: bce_dice_per_map(model.decoder(torch.from_numpy(z)), x)  # noqa: E731
+        assert (loss(refined) < loss(coded)).all()
+    np.testing.assert_allclose(generator.encode(maps[1:2], refine=30)[0], refined[1], atol=1e-4)  # not the batch's
+    assert np.array_equal(generator.encode(maps, refine=30), refined)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_evaluate_vessels_cli_scores_held_out_maps_with_and_without_refinement(prepared_maps, drive_like, tmp_path, capsys):
+    folder = train_autoencoder(AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "run"), model=TINY, steps=4,
+                                                      batch_size=2, sample_every=100, state_every=100, holdout_every=2))
+    assert main(["evaluate", "vessels", "--checkpoint", str(folder), "--drive", str(drive_like), "--n", "4", "--refine", "15", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["refine_steps"] == 15
+    for key in ("reconstruction_dice_holdout", "reconstruction_dice_holdout_refined", "reconstruction_dice_drive_test_refined"):
+        assert 0 <= result[key] <= 1, key
+    assert main(["evaluate", "vessels", "--checkpoint", str(folder), "--drive", str(drive_like), "--n", "4", "--refine", "0", "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["reconstruction_dice_drive_test_refined"] is None
+    assert plain["reconstruction_dice_holdout"] == pytest.approx(result["reconstruction_dice_holdout"])

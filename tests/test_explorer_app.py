@@ -1,5 +1,6 @@
 """The explorer's callbacks called directly, on tiny models trained here (128 px)."""
 import csv
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -156,6 +157,10 @@ def test_interpolation_between_photo_map_and_training_tree(ui, tmp_path):
     assert total == (5 + 3) * 160  # there and back, 160 ms a frame
     strip2 = ui.interpolate("aae-lsgan-128", None, upload, choices[-1], None, 5, "linear", "unknown")[0]
     assert strip2.shape == strip.shape
+    # The uploaded end's code is refined by default; without, it is the encoder's: another frame 0.
+    plain = ui.interpolate("aae-lsgan-128", None, upload, choices[-1], None, 5, "linear", "unknown", False)[0]
+    assert plain.shape == strip.shape and not np.array_equal(plain, strip2)
+    assert np.array_equal(plain[:, -128:], strip2[:, -128:])  # the training tree's stored code, both times
 
 
 def test_bad_uploads_give_messages_and_the_app_goes_on(ui, tmp_path):
@@ -186,6 +191,10 @@ def test_compare_reconstructs_with_every_model(ui, tmp_path):
     picture, table, header = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0)
     assert picture.shape[0] > 3 * 128  # input row + one row per model
     assert "aae-lsgan-128: Dice" in header and "vae-128: Dice" in header
+    encoder, refined = (float(v) for v in re.search(r"aae-lsgan-128: Dice ([\d.]+) → ([\d.]+) refined", header).groups())
+    assert refined >= encoder
+    plain = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0, False)[2]
+    assert "refined" not in plain and f"aae-lsgan-128: Dice {encoder:.2f}" in plain
     assert list(table["model"]) == ["aae-lsgan-128", "vae-128", "pix2pix-grade (translator)"]
 
 

@@ -61,7 +61,9 @@ def test_evaluate_generator_end_to_end(drive_like):
 
     torch.manual_seed(0)
     model = VesselAutoencoder(AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=16)).eval()
-    result = evaluate_generator(VesselGenerator(model, {"kind": "aae"}), drive_like, n=4)
+    result = evaluate_generator(VesselGenerator(model, {"kind": "aae"}), drive_like, n=4, refine=20)
     assert result["samples"] == 4 and result["real_vs_real_floor"] > 0
     assert 0 <= result["reconstruction_dice_drive_test"] <= 1
+    assert result["refine_steps"] == 20 and 0 <= result["reconstruction_dice_drive_test_refined"] <= 1
+    assert result["reconstruction_dice_holdout"] is None  # no training data given
     assert result["ratio_to_floor"] == pytest.approx(result["morphology_distance"] / result["real_vs_real_floor"])

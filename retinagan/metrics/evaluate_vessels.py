@@ -9,11 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from retinagan.data.readers import read_drive
 from retinagan.metrics.morphology import feature_table, morphology_distance
 from retinagan.metrics.segmentation import dice
 from retinagan.pipeline import load_prepared, prepare
+from retinagan.training.autoencoder import split_holdout
 
 
 def drive_maps(root: str | Path, split: str, size: int) -> np.ndarray:
@@ -37,7 +39,19 @@ def nearest_dice(samples: np.ndarray, references: np.ndarray) -> np.ndarray:
     return np.array(out)
 
 
-def evaluate_generator(generator, drive_root: str | Path, n: int = 100, seed: int = 0, train_data: str | None = None) -> dict:
+def reconstruction_scores(generator, maps: np.ndarray, refine: int, desc: str) -> dict[str, float]:
+    """Mean Dice of thresholded reconstructions of maps: from the encoder's codes, and (refine >
+    0) from codes refined that many steps through the decoder (inference.refine_codes)."""
+    scores = {"encoder": float(np.mean([dice(r, t) for r, t in zip(generator.decode(generator.encode(maps)) >= 0.5, maps)]))}
+    if refine > 0:
+        with tqdm(total=len(maps), desc=f"refining codes: {desc}", unit="map") as bar:
+            codes = generator.encode(maps, refine=refine, progress=lambda done, total: bar.update(done - bar.n))
+        scores["refined"] = float(np.mean([dice(r, t) for r, t in zip(generator.decode(codes) >= 0.5, maps)]))
+    return scores
+
+
+def evaluate_generator(generator, drive_root: str | Path, n: int = 100, seed: int = 0, train_data: str | None = None,
+                       refine: int = 0) -> dict:
     size = generator.model.config.image_size
     real_train, real_test = drive_maps(drive_root, "training", size), drive_maps(drive_root, "test", size)
     soft = generator.sample(list(range(seed, seed + n)))
@@ -45,11 +59,13 @@ def evaluate_generator(generator, drive_root: str | Path, n: int = 100, seed: in
     test_features = feature_table(real_test, desc="morphology: DRIVE test")
     floor = morphology_distance(test_features, feature_table(real_train, desc="morphology: DRIVE training"))
     model = morphology_distance(test_features, feature_table(samples, desc="morphology: samples"))
-    recon = generator.decode(generator.encode(real_test)) >= 0.5
-    recon_dice = [dice(r, t) for r, t in zip(recon, real_test)]
-    training_maps = real_train
+    recon = reconstruction_scores(generator, real_test, refine, "DRIVE test")
+    training_maps, held = real_train, None
     if train_data and Path(train_data).is_file():
-        training_maps = load_prepared(train_data).vessels
+        prepared = load_prepared(train_data)
+        training_maps = prepared.vessels
+        every = generator.config.get("train_config", {}).get("holdout_every", 10)
+        held = reconstruction_scores(generator, prepared.vessels[split_holdout(prepared.ids, every)], refine, "held-out training-set maps")
     nearest = nearest_dice(samples, training_maps)
     return {
         "model": generator.kind,
@@ -60,7 +76,11 @@ def evaluate_generator(generator, drive_root: str | Path, n: int = 100, seed: in
         "ratio_to_floor": model["mean"] / floor["mean"],
         "per_feature": {k: round(v, 3) for k, v in model.items() if k != "mean"},
         "per_feature_floor": {k: round(v, 3) for k, v in floor.items() if k != "mean"},
-        "reconstruction_dice_drive_test": float(np.mean(recon_dice)),
+        "reconstruction_dice_drive_test": recon["encoder"],
+        "reconstruction_dice_drive_test_refined": recon.get("refined"),
+        "reconstruction_dice_holdout": held["encoder"] if held else None,
+        "reconstruction_dice_holdout_refined": held.get("refined") if held else None,
+        "refine_steps": refine,
         "diversity_pairwise_dice": pairwise_dice(samples[:50]),
         "nearest_training_dice_mean": float(nearest.mean()),
         "nearest_training_dice_max": float(nearest.max()),

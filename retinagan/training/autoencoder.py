@@ -28,7 +28,7 @@ from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, 
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.visual import save_grid
 
 
@@ -45,6 +45,8 @@ class AutoencoderTrainConfig:
     kl_weight: float = 1.0  # VAE only
     code_weight: float = 1.0  # AAE: weight of fooling the code discriminator
     map_weight: float = 1.0  # dual AAE: weight of fooling the map discriminator
+    init: str = ""  # an aae or vae checkpoint to start from (a fine-tune; its model config replaces --model)
+    augment: str = "standard"  # "standard" (flip, +-10 deg, +-3% shift) or "strong" (+ +-20 deg, scale 0.9-1.1, elastic warp)
     drop_grades: str = ""  # e.g. "3,4": leave out photos of these grades
     holdout_every: int = 10  # every k-th sample (by id) is held out for validation
     steps: int = 4000
@@ -86,23 +88,37 @@ def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, 
     return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], info
 
 
-def augment(maps: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """uint8 maps -> float maps, randomly flipped top-bottom, rotated +-10 deg, shifted +-3%.
+AUGMENTS = {"standard": dict(degrees=10, scale=0.0, warp=0.0), "strong": dict(degrees=20, scale=0.1, warp=0.03)}
+
+
+def augment(maps: torch.Tensor, generator: torch.Generator, strength: str = "standard") -> torch.Tensor:
+    """uint8 maps -> float maps, randomly flipped top-bottom, rotated, shifted +-3%; "strong" also
+    scales (0.9-1.1) and warps them elastically (a smooth 5x5 random displacement field of up to
+    ~3% of the side, so vessels bend and branch points move as between two eyes).
 
     No left-right flips: the prepared sets put every optic disc on one side. maps is this
     process's share of the global batch: the random draws cover the global batch (on the CPU
     generator, so CPU and GPU runs see the same data) and this process keeps its slice.
     """
-    count = len(maps) * distributed.WORLD.size
-    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(10)
+    if strength not in AUGMENTS:
+        raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, not {strength!r}")
+    settings, count = AUGMENTS[strength], len(maps) * distributed.WORLD.size
+    angle = (torch.rand(count, generator=generator) * 2 - 1) * math.radians(settings["degrees"])
     flip = torch.where(torch.rand(count, generator=generator) < 0.5, -1.0, 1.0)
     shift = (torch.rand(count, 2, generator=generator) * 2 - 1) * 0.06
+    scale = 1.0
+    if settings["scale"]:  # drawn only when used: "standard" runs repeat those made before "strong" existed
+        scale = 1 + (torch.rand(count, generator=generator) * 2 - 1) * settings["scale"]
     theta = torch.zeros(count, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle), -torch.sin(angle) * flip
-    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle), torch.cos(angle) * flip
+    theta[:, 0, 0], theta[:, 0, 1] = torch.cos(angle) / scale, -torch.sin(angle) * flip / scale
+    theta[:, 1, 0], theta[:, 1, 1] = torch.sin(angle) / scale, torch.cos(angle) * flip / scale
     theta[:, :, 2] = shift
     theta = distributed.shard(theta)
     grid = F.affine_grid(theta.to(maps.device), list(maps.shape), align_corners=False)
+    if settings["warp"]:
+        field = distributed.shard((torch.rand(count, 2, 5, 5, generator=generator) * 2 - 1) * settings["warp"])
+        field = F.interpolate(field.to(maps.device), size=maps.shape[-2:], mode="bicubic", align_corners=True)
+        grid = grid + field.permute(0, 2, 3, 1)
     return (F.grid_sample(maps.float(), grid, mode="bilinear", align_corners=False) > 0.5).float()
 
 
@@ -122,12 +138,16 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         raise ValueError(f"variant must be 'vae' or 'aae', not {cfg.variant!r}")
     if cfg.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
+    if cfg.augment not in AUGMENTS:
+        raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, not {cfg.augment!r}")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
-    model = VesselAutoencoder(cfg.model).to(device, memory_format=layout(cfg.channels_last))
+    model, _ = start_model(cfg.init, ("aae", "vae"), cfg.model, VesselAutoencoder, device)
+    cfg.model = model.config
+    model = model.to(memory_format=layout(cfg.channels_last))
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
     map_disc = MapDiscriminator().to(device)
     if world.size > 1:
@@ -159,7 +179,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(position, cfg.steps, cfg.lr)
         index = distributed.shard(torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"]))
-        x = augment(train_maps[index].to(device, non_blocking=True), generators["data"]).contiguous(memory_format=layout(cfg.channels_last))
+        x = augment(train_maps[index].to(device, non_blocking=True), generators["data"], cfg.augment).contiguous(memory_format=layout(cfg.channels_last))
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
         ema.update(model, step + 1)
@@ -181,7 +201,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     if scored_at != done:  # a clock-stopped run may end on a sample step, already scored
         holdout = snapshot(out, done, ema.model, holdout_maps, stats)
     info = dict(
-        training_data=f"prepared set {cfg.data}: {data_info}",
+        training_data=f"prepared set {cfg.data}: {data_info}" + (f"; fine-tuned from {cfg.init}" if cfg.init else ""),
         steps=done,
         wall_time_s=round(time.time() - started, 1),
         device=str(device),

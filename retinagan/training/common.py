@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from retinagan import distributed
+from retinagan.checkpoint import load_model
 
 
 def seed_everything(seed: int) -> None:
@@ -157,3 +158,11 @@ def resume_run(out: Path, resume: bool, modules: dict, optimizers: dict, generat
     stats = StatsLog(out / "stats.jsonl")
     stats.truncate(start_step)
     return start_step, elapsed, stats
+
+
+def start_model(folder: str, kind, default_config, cls, device: torch.device):
+    """A model from a checkpoint (its config wins), or a fresh one from the given config."""
+    if not folder:
+        return cls(default_config).to(device), None
+    model, config = load_model(folder, expected_kind=kind, device=str(device))
+    return model.train(), config

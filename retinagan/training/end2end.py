@@ -27,12 +27,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from retinagan import distributed
-from retinagan.checkpoint import load_model, save_model, save_training_state
+from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import discriminator_loss, generator_loss, reconstruction_loss
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.training.pix2pix import augment_pairs, conditions, holdout_l1, load_pairs, on_device, to_float, to_uint8
 from retinagan.visual import save_grid
 
@@ -71,21 +71,13 @@ class End2EndTrainConfig:
     resume: bool = True
 
 
-def _start(folder: str, kind, default_config, cls, device: torch.device):
-    """A model from a checkpoint (its config wins), or a fresh one from the given config."""
-    if not folder:
-        return cls(default_config).to(device), None
-    model, config = load_model(folder, expected_kind=kind, device=str(device))
-    return model.train(), config
-
-
 def train_end2end(cfg: End2EndTrainConfig) -> Path:
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    model, _ = _start(cfg.init_vessels, "aae", cfg.model, VesselAutoencoder, device)
-    translator, translator_config = _start(cfg.init_translator, "pix2pix", cfg.translator_model, Pix2PixGenerator, device)
+    model, _ = start_model(cfg.init_vessels, "aae", cfg.model, VesselAutoencoder, device)
+    translator, translator_config = start_model(cfg.init_translator, "pix2pix", cfg.translator_model, Pix2PixGenerator, device)
     cfg.model, cfg.translator_model = model.config, translator.config
     if cfg.model.image_size != cfg.translator_model.image_size:
         raise ValueError(f"the autoencoder works at {cfg.model.image_size} px, the translator at {cfg.translator_model.image_size} px")
