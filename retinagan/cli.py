@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev_syn.add_argument("--seeds", type=int, default=2, help="training seeds per condition")
     ev_syn.add_argument("--steps", type=int, default=600, help="optimiser steps per segmenter")
     ev_syn.add_argument("--real-share", type=float, default=0.5, help="mixed: real pairs repeated to about this share of the draws (0: each pair once)")
+    ev_syn.add_argument("--conditions", default="real,synthetic,mixed,pretrained",
+                        help="which segmenters: real, synthetic, mixed (both sets), pretrained (synthetic's, fine-tuned on the real pairs)")
     ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
     ev_syn.add_argument("--json", action="store_true")
     ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
@@ -249,13 +251,20 @@ def cmd_evaluate(args) -> int:
 
         if not 0 <= args.real_share < 1:
             raise RetinaganError(f"--real-share must be within 0-1 (0: each pair once), not {args.real_share}")
-        result = train_on_synthetic(VesselGenerator.load(args.vessels), FundusTranslator.load(args.translator), args.drive,
-                                    args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None)
+        conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
+        try:
+            result = train_on_synthetic(VesselGenerator.load(args.vessels), FundusTranslator.load(args.translator), args.drive,
+                                        args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None,
+                                        conditions=conditions)
+        except ValueError as exc:  # conditions, sizes
+            raise RetinaganError(f"evaluate synthetic: {exc}") from None
         if not args.json:
             for condition, row in result["summary"].items():
                 print(f"{condition:>10}: {row['pairs']:4d} pairs, Dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}, "
                       f"AUC {row['auc_mean']:.4f} ± {row['auc_std']:.4f}")
-            print(f"synthetic / real Dice {result['synthetic_over_real_dice']:.3f}; mixed - real {result['mixed_minus_real_dice']:+.4f}")
+            for key in ("synthetic_over_real_dice", "mixed_minus_real_dice", "pretrained_minus_real_dice"):
+                if key in result:
+                    print(f"{key.replace('_', ' ')}: {result[key]:+.4f}")
             return 0
     elif args.target == "control":
         from retinagan.inference import FundusTranslator, VesselGenerator

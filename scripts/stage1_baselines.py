@@ -1,7 +1,8 @@
-"""Reference points for Stage 1 reconstruction Dice on a prepared set (figures printed):
-what a 1-px shift of a real map costs, and how well PCA reconstructs held-out maps.
+"""Reference points for Stage 1 on a prepared set (figures printed): what a 1-px shift of a
+real map costs, how well PCA reconstructs held-out maps, and the morphology distance of the
+training maps themselves to DRIVE test (what a model that copied its training set would score).
 
-python scripts/stage1_baselines.py [runs/prepared-256.npz]
+python scripts/stage1_baselines.py [runs/prepared-256.npz] [../shared/data/drive]
 """
 import sys
 from pathlib import Path
@@ -10,6 +11,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from retinagan.metrics.evaluate_vessels import drive_maps  # noqa: E402
+from retinagan.metrics.morphology import feature_table, morphology_distance  # noqa: E402
 from retinagan.pipeline import load_prepared  # noqa: E402
 from retinagan.training.autoencoder import split_holdout  # noqa: E402
 
@@ -37,5 +40,19 @@ def main(path: str) -> None:
     print(f"held-out map vs its nearest training map: Dice {np.mean(nearest):.3f}")
 
 
+def training_maps_distance(path: str, drive: str) -> None:
+    """Morphology distance to DRIVE test's hand-drawn maps of each source's prepared maps."""
+    prepared = load_prepared(path)
+    reference = feature_table(drive_maps(drive, "test", prepared.vessels.shape[1]), desc="DRIVE test")
+    for source in np.unique(prepared.sources):
+        maps = prepared.vessels[prepared.sources == source].astype(bool)
+        distance = morphology_distance(reference, feature_table(maps, desc=str(source)))
+        worst = sorted(((v, k) for k, v in distance.items() if k != "mean"), reverse=True)[:3]
+        print(f"{source} maps ({len(maps)}) vs DRIVE test: morphology distance {distance['mean']:.2f}; "
+              "largest terms " + ", ".join(f"{k} {v:.2f}" for v, k in worst))
+
+
 if __name__ == "__main__":
     main(sys.argv[1] if len(sys.argv) > 1 else "runs/prepared-256.npz")
+    training_maps_distance(sys.argv[1] if len(sys.argv) > 1 else "runs/prepared-256.npz",
+                           sys.argv[2] if len(sys.argv) > 2 else "../shared/data/drive")

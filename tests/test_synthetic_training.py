@@ -42,9 +42,14 @@ def test_train_on_synthetic_command(drive_like, tmp_path, capsys):
                  "--n", "4", "--seeds", "2", "--steps", "3", "--output", str(tmp_path / "runs"), "--json"])
     assert code == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert [r["condition"] for r in result["runs"]] == ["real", "synthetic", "mixed"] * 2
-    assert [r["seed"] for r in result["runs"]] == [0, 0, 0, 1, 1, 1]
-    assert {c: s["pairs"] for c, s in result["summary"].items()} == {"real": 3, "synthetic": 4, "mixed": 7}
+    assert [r["condition"] for r in result["runs"]] == ["real", "synthetic", "mixed", "pretrained"] * 2
+    assert [r["seed"] for r in result["runs"]] == [0] * 4 + [1] * 4
+    assert {c: s["pairs"] for c, s in result["summary"].items()} == {"real": 3, "synthetic": 4, "mixed": 7, "pretrained": 3}
+    pretrained = json.loads((tmp_path / "runs" / "pretrained-seed1" / "checkpoint" / "config.json").read_text())
+    assert "fine-tuned from the segmenter trained on 4 synthetic pairs" in pretrained["training_data"]
+    assert pretrained["train_config"]["init"] == str(tmp_path / "runs" / "synthetic-seed1" / "checkpoint")
+    assert abs(result["pretrained_minus_real_dice"] - (result["summary"]["pretrained"]["dice_mean"] - np.mean(
+        [r["dice"] for r in result["runs"] if r["condition"] == "real"]))) < 1e-9
     for run in result["runs"]:
         assert 0 <= run["dice"] <= 1 and 0 <= run["auc"] <= 1
         config = json.loads((tmp_path / "runs" / f"{run['condition']}-seed{run['seed']}" / "checkpoint" / "config.json").read_text())
@@ -65,3 +70,19 @@ def test_mixed_repeats_the_real_pairs_to_the_share_asked(drive_like, tmp_path, c
     assert main(args + ["--real-share", "0"]) == 0  # each pair once
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["mixed"]["pairs"] == 7
     assert main(args + ["--real-share", "1.5"]) == 2
+
+
+def test_pretrained_segmenters_start_from_the_synthetic_ones(drive_like, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    vessels, translator = _tiny_models(tmp_path)
+    args = ["evaluate", "synthetic", "--vessels", str(vessels), "--translator", str(translator), "--drive", str(drive_like),
+            "--n", "4", "--seeds", "1", "--output", str(tmp_path / "runs"), "--json"]
+    assert main(args + ["--steps", "0", "--conditions", "synthetic,pretrained"]) == 0  # no steps: the start itself
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(result["summary"]) == ["synthetic", "pretrained"] and "synthetic_over_real_dice" not in result
+    weights = [load_file(str(tmp_path / "runs" / f"{c}-seed0" / "checkpoint" / "model.safetensors")) for c in ("synthetic", "pretrained")]
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert main(args + ["--steps", "1", "--conditions", "pretrained"]) == 2
+    assert "run synthetic too" in capsys.readouterr().err
+    assert main(args + ["--steps", "1", "--conditions", "real,fake"]) == 2

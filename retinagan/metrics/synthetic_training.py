@@ -5,6 +5,9 @@ Three vessel segmenters, one recipe and one step budget, differing only in their
   synthetic  N generated pairs (a vessel model's samples -> the translator's photos of them),
   mixed      both together, the real pairs repeated so they make about `real_share` of the
              draws (None: each pair once, so 20 real among 200 synthetic are 1 in 11);
+  pretrained the synthetic segmenter of the same seed fine-tuned on the real pairs with the
+             same step budget (synthetic pre-training, the other common way to use synthetic
+             data; it has seen twice the steps, so `real` with 2x steps is its fair control);
 each trained for several seeds and scored on DRIVE test (hand-drawn maps, native resolution,
 inside the FOV). Everything works at the generator's scale: training photos are FOV-cropped to
 the generator's size (256 px), and the segmenter rescales each test photo so its FOV is that
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CONDITIONS = ("real", "synthetic", "mixed")
+CONDITIONS = ("real", "synthetic", "mixed", "pretrained")
 
 
 def real_drive_pairs(drive_root: str | Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -62,37 +65,48 @@ def segmenter_tensors(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray) ->
 
 def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 100, seeds: tuple[int, ...] = (0, 1),
                        steps: int = 600, output: str | Path = "runs/train-on-synthetic", batch_size: int = 16,
-                       patch: int = 64, progress: bool = True, real_share: float | None = 0.5) -> dict:
-    """Train the three segmenters per seed and score each on DRIVE test; returns every run and,
-    per condition, the mean and spread over seeds, with synthetic / real and mixed - real."""
+                       patch: int = 64, progress: bool = True, real_share: float | None = 0.5,
+                       conditions: tuple[str, ...] = CONDITIONS) -> dict:
+    """Train the segmenters of `conditions` per seed and score each on DRIVE test; returns every
+    run and, per condition, the mean and spread over seeds, with synthetic / real and mixed -
+    real (and pretrained - real) where both were run."""
     from tqdm import tqdm
 
     from retinagan.inference import Segmenter
     from retinagan.metrics.evaluate_segmenter import score_drive
     from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter
 
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or not conditions:
+        raise ValueError(f"conditions must be among {', '.join(CONDITIONS)}, not {', '.join(unknown) or 'none'}")
+    if "pretrained" in conditions and "synthetic" not in conditions:
+        raise ValueError("the pretrained condition starts from the synthetic segmenters: run synthetic too")
+    conditions = tuple(c for c in CONDITIONS if c in conditions)  # synthetic before pretrained
     if real_share is not None and not 0 < real_share < 1:
         raise ValueError(f"real_share must be within 0-1 (exclusive), not {real_share}")
     size = translator.size
     real = segmenter_tensors(*real_drive_pairs(drive_root, size))
-    synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n))
+    synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n)) if conditions != ("real",) else real
     repeats = 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(synthetic[0]) / len(real[0])))
     sets = {
         "real": real,
         "synthetic": synthetic,
         "mixed": (torch.cat([real[0].repeat(repeats, 1, 1, 1), synthetic[0]]), torch.cat([real[1].repeat(repeats, 1, 1, 1), synthetic[1]])),
+        "pretrained": real,
     }
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
         "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1}) through a pix2pix translator",
     }
     described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
+    described["pretrained"] = f"{described['real']}, fine-tuned from the segmenter trained on {described['synthetic']}"
     runs = []
-    jobs = [(condition, seed) for seed in seeds for condition in CONDITIONS]
+    jobs = [(condition, seed) for seed in seeds for condition in conditions]
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
         bar.set_postfix(run=f"{condition} seed {seed}")
+        init = str(Path(output) / f"synthetic-seed{seed}" / "checkpoint") if condition == "pretrained" else ""
         cfg = SegmenterTrainConfig(output=str(Path(output) / f"{condition}-seed{seed}"), steps=steps, batch_size=batch_size,
-                                   patch=patch, seed=seed, device="cpu", log_every=max(1, min(50, steps)))
+                                   patch=patch, seed=seed, device="cpu", log_every=max(1, min(50, steps)), init=init)
         cfg.model.fov_width = size  # prepared and generated photos: the FOV spans the image
         images, labels = sets[condition]
         folder = fit_segmenter(cfg, images, labels, described[condition], progress=False)
@@ -101,7 +115,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         runs.append({"condition": condition, "seed": seed, "pairs": len(images), "dice": score["dice"], "auc": score["auc"],
                      "checkpoint": str(folder)})
     summary = {}
-    for condition in CONDITIONS:
+    for condition in conditions:
         rows = [r for r in runs if r["condition"] == condition]
         summary[condition] = {
             "pairs": rows[0]["pairs"],  # mixed: the real pairs counted once per repeat
@@ -119,7 +133,20 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         "mixed_real_repeats": repeats,
         "mixed_real_share": repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])),
         "summary": summary,
-        "synthetic_over_real_dice": summary["synthetic"]["dice_mean"] / max(summary["real"]["dice_mean"], 1e-9),
-        "mixed_minus_real_dice": summary["mixed"]["dice_mean"] - summary["real"]["dice_mean"],
+        **compared(summary),
         "runs": runs,
     }
+
+
+def compared(summary: dict) -> dict:
+    """synthetic / real, mixed - real and pretrained - real Dice, for the conditions present."""
+    out = {}
+    if "real" not in summary:
+        return out
+    real = summary["real"]["dice_mean"]
+    if "synthetic" in summary:
+        out["synthetic_over_real_dice"] = summary["synthetic"]["dice_mean"] / max(real, 1e-9)
+    for condition in ("mixed", "pretrained"):
+        if condition in summary:
+            out[f"{condition}_minus_real_dice"] = summary[condition]["dice_mean"] - real
+    return out

@@ -18,7 +18,7 @@ from retinagan.data.readers import read_drive
 from retinagan.losses import bce_dice_loss
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter
 from retinagan import distributed
-from retinagan.training.common import EMA, StatsLog, cosine_lr, pick_device, seed_everything, step_context
+from retinagan.training.common import EMA, StatsLog, cosine_lr, pick_device, seed_everything, start_model, step_context
 
 
 @dataclass
@@ -36,6 +36,7 @@ class SegmenterTrainConfig:
     device: str = "auto"  # "auto" (the GPU when there is one), "cpu", "cuda", ...
     seed: int = 0
     log_every: int = 50
+    init: str = ""  # a segmenter checkpoint to start from (a fine-tune; its model config replaces --model)
 
 
 def load_drive_tensors(root: str | Path, split: str = "training"):
@@ -102,7 +103,9 @@ def fit_segmenter(cfg: SegmenterTrainConfig, images: torch.Tensor, vessels: torc
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    model = VesselSegmenter(cfg.model).to(device, memory_format=torch.channels_last)
+    model, _ = start_model(cfg.init, "segmenter", cfg.model, VesselSegmenter, device)
+    cfg.model = model.config
+    model = model.to(memory_format=torch.channels_last)
     if world.size > 1:
         distributed.global_batchnorm(model)
         distributed.broadcast_parameters(model)
