@@ -15,7 +15,8 @@ def fmt(value, digits=2):
 
 
 def main(root: Path) -> None:
-    print("| model | latent | morphology distance (x floor) | recon Dice, held-out training-set maps | recon Dice, DRIVE test | diversity | nearest-training Dice mean / max | grey pixels | train time |")
+    print("| model | latent | morphology distance (x floor) | recon Dice, held-out training-set maps: encoder / refined codes "
+          "| recon Dice, DRIVE test: encoder / refined | diversity | nearest-training Dice mean / max | grey pixels | train time |")
     print("|---|---|---|---|---|---|---|---|---|")
     floor = None
     for name in ORDER:
@@ -28,7 +29,8 @@ def main(root: Path) -> None:
         floor = ev.get("real_vs_real_floor", floor)
         print(
             f"| `{name}` | {config['model_config']['latent_dim']} | {fmt(ev.get('morphology_distance'))} ({fmt(ev.get('ratio_to_floor'), 1)}x) "
-            f"| {fmt(metrics.get('holdout_reconstruction_dice'))} | {fmt(ev.get('reconstruction_dice_drive_test'))} "
+            f"| {fmt(metrics.get('holdout_reconstruction_dice'))} / {fmt(ev.get('reconstruction_dice_holdout_refined'))} "
+            f"| {fmt(ev.get('reconstruction_dice_drive_test'))} / {fmt(ev.get('reconstruction_dice_drive_test_refined'))} "
             f"| {fmt(ev.get('diversity_pairwise_dice'))} | {fmt(ev.get('nearest_training_dice_mean'))} / {fmt(ev.get('nearest_training_dice_max'))} "
             f"| {fmt(100 * ev['grey_pixel_share'], 0) + '%' if 'grey_pixel_share' in ev else '-'} | {config.get('wall_time_s', 0) / 60:.0f} min |"
         )
