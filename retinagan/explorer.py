@@ -336,6 +336,8 @@ class Explorer:
                 "x real-vs-real floor": vessels.get("ratio_to_floor"),
                 "recon Dice, held-out training-set maps": metrics.get("holdout_reconstruction_dice"),
                 "recon Dice, DRIVE test": vessels.get("reconstruction_dice_drive_test"),
+                "recon Dice, held-out, refined codes": vessels.get("reconstruction_dice_holdout_refined"),
+                "recon Dice, DRIVE test, refined codes": vessels.get("reconstruction_dice_drive_test_refined"),
                 "diversity (pairwise Dice)": vessels.get("diversity_pairwise_dice"),
                 "nearest-training Dice": vessels.get("nearest_training_dice_mean"),
             })
