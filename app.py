@@ -544,7 +544,7 @@ def build_ui() -> gr.Blocks:
                     mode = gr.Radio(["linear", "spherical"], value="spherical", label="Path")
                     i_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photos")
                     i_refine = gr.Checkbox(value=True, label="Refine the codes of real trees",
-                                           info="closer to the trees (held-out Dice ~0.35 → ~0.57), ~1-2 s a tree")
+                                           info="closer to the trees (held-out Dice ~0.35 → ~0.57), a few seconds a tree, then kept")
                     go_button = gr.Button("Interpolate", variant="primary")
             strip = gr.Image(label="Vessel trees along the path", interactive=False, elem_id="interp-strip")
             with gr.Row():
@@ -580,7 +580,7 @@ def build_ui() -> gr.Blocks:
                 c_choice = gr.Dropdown(list(real_trees()), value=list(real_trees())[0], label="Input tree")
                 c_upload = gr.File(label="…or upload a photo / vessel map", file_types=["image"], type="filepath")
                 c_seed = gr.Number(value=0, precision=0, label="First seed")
-                c_refine = gr.Checkbox(value=True, label="Refine the codes", info="reconstruct from refined codes, ~1-2 s a model")
+                c_refine = gr.Checkbox(value=True, label="Refine the codes", info="reconstruct from refined codes, a few seconds a model")
                 c_button = gr.Button("Compare models", variant="primary")
             c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False, elem_id="compare-grid")
             c_message = gr.Markdown()

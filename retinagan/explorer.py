@@ -9,8 +9,10 @@ label saying what each changes. Latent codes and metrics, not images: no data is
 """
 from __future__ import annotations
 
+import collections
 import contextvars
 import functools
+import hashlib
 import io
 import json
 import math
@@ -124,6 +126,9 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 TRANSLATORS = ("pix2pix-grade", "pix2pix")  # the grade- and lesion-conditioned translator first
 
 
+REFINED_KEPT = 64  # refined codes of real trees kept per app process (128 floats each)
+
+
 class Explorer:
     """Models found in a checkpoints folder: vessel generators (vae/aae) and a translator (pix2pix)."""
 
@@ -150,6 +155,7 @@ class Explorer:
         self.translator_name = translator or (present[0] if present else TRANSLATORS[0])
         self.segmenter_name = segmenter
         self._cache: dict = {}
+        self._refined: collections.OrderedDict = collections.OrderedDict()  # (model, tree digest) -> refined code
 
     # --- models -------------------------------------------------------------------------
     def names(self) -> list[str]:
@@ -288,7 +294,19 @@ class Explorer:
         (inference.refine_codes, REFINE_STEPS steps: closer reconstructions of unseen trees)."""
         from retinagan.inference import REFINE_STEPS
 
-        return self.generator(name).encode(tree[None], refine=REFINE_STEPS if refine else 0)[0]
+        if not refine:
+            return self.generator(name).encode(tree[None])[0]
+        # Refining takes 1-3 s a tree: keep the last codes, so changing frames, path or grade
+        # between two interpolations of the same trees costs nothing.
+        tree = np.ascontiguousarray(tree, dtype=bool)
+        key = (name, tree.shape, hashlib.sha1(tree.tobytes()).hexdigest())
+        if key in self._refined:
+            self._refined.move_to_end(key)
+        else:
+            self._refined[key] = self.generator(name).encode(tree[None], refine=REFINE_STEPS)[0]
+            while len(self._refined) > REFINED_KEPT:
+                self._refined.popitem(last=False)
+        return self._refined[key].copy()
 
     def interpolate(self, name: str, za: np.ndarray, zb: np.ndarray, frames: int = 8, mode: str = "linear"):
         """-> (codes (F, l), maps (F, S, S) bool) along the path from code A to code B."""

@@ -326,3 +326,27 @@ def test_lesions_on_an_uploaded_photo(ui, tmp_path):
     rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
     assert ui.lesion_base_upload(str(save(tmp_path / "rgba.png", rgba)), "2 moderate")[0].shape == (128, 128, 3)
     assert "Upload" in ui.lesion_base_upload(None, "unknown")[3]
+
+
+def test_refined_codes_are_kept_per_model_and_tree(checkpoints, monkeypatch):
+    import retinagan.explorer as explorer_module
+    from retinagan.inference import REFINE_STEPS, VesselGenerator
+
+    calls = []
+    encode = VesselGenerator.encode
+    monkeypatch.setattr(VesselGenerator, "encode", lambda self, maps, refine=0, progress=None: calls.append(refine) or encode(self, maps, refine, progress))
+    monkeypatch.setattr(explorer_module, "REFINED_KEPT", 2)
+    ex = Explorer(checkpoints)
+    trees = [np.zeros((128, 128), bool) for _ in range(3)]
+    for k, tree in enumerate(trees):
+        tree[40 + 10 * k : 44 + 10 * k, 10:120] = True
+    first = ex.encode("aae-lsgan-128", trees[0], refine=True)
+    first[:] = 99  # the caller's copy: the kept code stays as it was
+    again = ex.encode("aae-lsgan-128", trees[0], refine=True)
+    assert len(calls) == 1 and not np.allclose(again, 99)
+    assert not np.array_equal(again, ex.encode("aae-lsgan-128", trees[0]))  # unrefined: the encoder's code
+    ex.encode("vae-128", trees[0], refine=True)  # another model: its own code
+    ex.encode("aae-lsgan-128", trees[1], refine=True)  # the third kept code pushes out the oldest
+    assert calls.count(REFINE_STEPS) == 3
+    ex.encode("aae-lsgan-128", trees[0], refine=True)
+    assert calls.count(REFINE_STEPS) == 4
