@@ -219,3 +219,25 @@ def test_evaluate_vessels_cli_scores_held_out_maps_with_and_without_refinement(p
     plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert plain["reconstruction_dice_drive_test_refined"] is None
     assert plain["reconstruction_dice_holdout"] == pytest.approx(result["reconstruction_dice_holdout"])
+
+
+def test_fine_blocks_grow_a_trained_decoder_without_changing_it(prepared_maps, tmp_path):
+    from retinagan.checkpoint import save_model
+    from retinagan.training.autoencoder import start_autoencoder
+
+    start = train_autoencoder(AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "a"), model=TINY, steps=3,
+                                                     batch_size=2, sample_every=100, state_every=100, holdout_every=3))
+    cfg = AutoencoderTrainConfig(init=str(start), model=dataclasses.replace(TINY, fine_blocks=2))
+    grown, before = start_autoencoder(cfg, torch.device("cpu")).eval(), load_model(start)[0]
+    assert grown.config.fine_blocks == 2 and sum(p.numel() for p in grown.parameters()) > sum(p.numel() for p in before.parameters())
+    z = torch.randn(3, TINY.latent_dim)
+    torch.testing.assert_close(grown.decode(z), before.decode(z))  # the new blocks start as the identity
+    with torch.no_grad():  # once trained (here: perturbed), the blocks count, and survive saving + BatchNorm folding
+        for p in grown.decoder.body[-1].parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    folder = save_model(tmp_path / "grown", grown, "aae")
+    assert not torch.allclose(grown.decode(z), before.decode(z))
+    torch.testing.assert_close(torch.from_numpy(VesselGenerator.load(folder).decode(z.numpy())), grown.decode(z)[:, 0], atol=1e-4, rtol=1e-3)
+    other = start_autoencoder(AutoencoderTrainConfig(init=str(start), model=dataclasses.replace(TINY, fine_blocks=1, base_channels=8)),
+                              torch.device("cpu"))
+    assert other.config == dataclasses.replace(TINY, fine_blocks=1)  # the checkpoint's sizes win; only the blocks are added

@@ -22,6 +22,7 @@ class AutoencoderConfig:
     base_channels: int = 16  # width of the 128-px stage; deeper stages are wider, up to 16x
     image_size: int = 256  # side of the vessel maps
     feature_dim: int = 512  # encoder output before the mu / log-variance heads
+    fine_blocks: int = 0  # residual blocks at the decoder's finest (half-size) stage: capacity where thin vessels are drawn
 
 
 def _widths(config: AutoencoderConfig) -> list[int]:
@@ -65,6 +66,21 @@ class VesselEncoder(nn.Module):
         return self.mu(h), self.log_var(h).clamp(-12, 6)
 
 
+class FineBlock(nn.Module):
+    """x + conv(widen(x)): 4x wider inside; the last conv starts at zero, so a block added to a
+    trained decoder (train.py aae --init ... --model.fine-blocks N) leaves its output unchanged."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.widen = _conv(channels, 4 * channels)
+        self.out = nn.Conv2d(4 * channels, channels, 3, padding=1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.out(self.widen(x))
+
+
 class VesselDecoder(nn.Module):
     def __init__(self, config: AutoencoderConfig):
         super().__init__()
@@ -76,6 +92,8 @@ class VesselDecoder(nn.Module):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv(a, b)]
             if b >= 4 * widths[-1]:  # a second conv on the small (<= 32 px) stages only
                 layers.append(_conv(b, b))
+        for _ in range(config.fine_blocks):  # appended: a model without them keeps its layer names
+            layers.append(FineBlock(widths[-1]))
         self.body = nn.Sequential(*layers)
         # Sub-pixel head: 4 channels at half resolution -> 1 channel at full resolution,
         # so no convolution runs at 256 px (the costliest, least efficient layers on a CPU).

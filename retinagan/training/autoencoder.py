@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+import dataclasses
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
+from retinagan.errors import CheckpointError
 from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
@@ -133,6 +135,19 @@ def reconstruction_dice(model: VesselAutoencoder, maps: torch.Tensor, batch: int
     return float(np.mean(scores)) if scores else float("nan")
 
 
+def start_autoencoder(cfg: AutoencoderTrainConfig, device: torch.device) -> VesselAutoencoder:
+    """A fresh model, or cfg.init's (its config wins) — grown by the fine blocks that
+    cfg.model.fine_blocks asks beyond the checkpoint's (they start as the identity)."""
+    model, config = start_model(cfg.init, ("aae", "vae"), cfg.model, VesselAutoencoder, device)
+    if not cfg.init or cfg.model.fine_blocks <= model.config.fine_blocks:
+        return model
+    grown = VesselAutoencoder(dataclasses.replace(model.config, fine_blocks=cfg.model.fine_blocks)).to(device)
+    missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
+    if unexpected or any(".body." not in key for key in missing):
+        raise CheckpointError(f"--init {cfg.init}: cannot grow it by fine blocks ({unexpected or missing})")
+    return grown.train()
+
+
 def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     if cfg.variant not in ("vae", "aae"):
         raise ValueError(f"variant must be 'vae' or 'aae', not {cfg.variant!r}")
@@ -145,7 +160,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
-    model, _ = start_model(cfg.init, ("aae", "vae"), cfg.model, VesselAutoencoder, device)
+    model = start_autoencoder(cfg, device)
     cfg.model = model.config
     model = model.to(memory_format=layout(cfg.channels_last))
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
