@@ -136,7 +136,7 @@ def refine_codes(model: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, steps
     region the decoder was trained on and interpolate as sampled codes do).
 
     The encoder is a one-shot guess fit to ~160 training trees; on trees it never saw its codes
-    reconstruct at Dice ~0.35 while the decoder can draw them at ~0.57 (docs/results). Each map
+    reconstruct at Dice ~0.35 while the decoder can draw them at ~0.57 (bench/bench_refine.py). Each map
     is refined on its own (per-map loss, Adam is per-coordinate): a map's code does not depend
     on the batch it came with. Deterministic. The model is left untouched (gradients are taken
     for z alone), so other threads may sample from it meanwhile."""
