@@ -1,6 +1,7 @@
 """Pictures for the README, made only from skimage's bundled retina photo and model outputs.
 
 python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
+                               |refine [checkpoint ...]
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -114,12 +115,35 @@ def grades_figure(vessel_checkpoint: str, translator: str, seeds: tuple[int, ...
     Image.fromarray(grid(np.stack(tiles), columns=5)).save(DOCS / "grades-and-lesions.jpg", quality=90)
 
 
+def refine_figure(checkpoints: list[str]) -> None:
+    """skimage's retina tree (a tree no model trained on) reconstructed by each model from the
+    encoder's code and from the refined code (inference.refine_codes, REFINE_STEPS steps)."""
+    from skimage import data
+
+    from retinagan.inference import REFINE_STEPS, Segmenter, VesselGenerator
+    from retinagan.metrics.segmentation import dice
+    from retinagan.pipeline import prepare_arrays
+
+    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
+    tiles = []
+    for folder in checkpoints:
+        generator = VesselGenerator.load(folder)
+        tree = prepare_arrays(data.retina(), None, None, Segmenter.load(DEFAULT_SEGMENTER), generator.model.config.image_size)["vessels"]
+        plain = generator.decode(generator.encode(tree[None]))[0] >= 0.5
+        refined = generator.decode(generator.encode(tree[None], refine=REFINE_STEPS))[0] >= 0.5
+        tiles += [labelled(grey(tree), f"{Path(folder).name}: skimage tree"), labelled(grey(plain), f"encoder: Dice {dice(plain, tree):.2f}"),
+                  labelled(grey(refined), f"refined {REFINE_STEPS} steps: Dice {dice(refined, tree):.2f}")]
+    Image.fromarray(grid(np.stack(tiles), columns=3)).save(DOCS / "refined-codes.jpg", quality=90)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
         segmenter_figure()
     elif sys.argv[1] == "grades":
         grades_figure(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "refine":
+        refine_figure(sys.argv[2:])
     elif sys.argv[1] == "pairs":
         pairs_figure(sys.argv[2], sys.argv[3])
     else:
