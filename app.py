@@ -259,7 +259,8 @@ def _pick_tree(choice: str | None, upload: str | None, model: str) -> np.ndarray
 # --- Interpolate ------------------------------------------------------------------------------
 def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, grade, refine=True, progress=gr.Progress()):
     """-> (frame strip, animation GIF path, photo strip, GIF file for download, message).
-    refine: refine the codes of real trees through the decoder (closer to the trees, ~1-2 s each)."""
+    refine: refine the codes of real trees through the decoder (closer to the trees; a few seconds
+    a tree, then kept)."""
     try:
         if not model:
             return None, None, None, None, _no_models()

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-import dataclasses
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -138,10 +137,10 @@ def reconstruction_dice(model: VesselAutoencoder, maps: torch.Tensor, batch: int
 def start_autoencoder(cfg: AutoencoderTrainConfig, device: torch.device) -> VesselAutoencoder:
     """A fresh model, or cfg.init's (its config wins) — grown by the fine blocks that
     cfg.model.fine_blocks asks beyond the checkpoint's (they start as the identity)."""
-    model, config = start_model(cfg.init, ("aae", "vae"), cfg.model, VesselAutoencoder, device)
+    model, _ = start_model(cfg.init, ("aae", "vae"), cfg.model, VesselAutoencoder, device)
     if not cfg.init or cfg.model.fine_blocks <= model.config.fine_blocks:
         return model
-    grown = VesselAutoencoder(dataclasses.replace(model.config, fine_blocks=cfg.model.fine_blocks)).to(device)
+    grown = VesselAutoencoder(replace(model.config, fine_blocks=cfg.model.fine_blocks)).to(device)
     missing, unexpected = grown.load_state_dict(model.state_dict(), strict=False)
     if unexpected or any(".body." not in key for key in missing):
         raise CheckpointError(f"--init {cfg.init}: cannot grow it by fine blocks ({unexpected or missing})")
