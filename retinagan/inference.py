@@ -150,6 +150,11 @@ def refine_codes(model: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, steps
     return z.detach()
 
 
+def pick_all(tensors: list[torch.Tensor] | None, index: int) -> list[torch.Tensor] | None:
+    """Item `index` (kept as a batch of one) of each tensor in a list; None stays None."""
+    return None if tensors is None else [t[index : index + 1] for t in tensors]
+
+
 def fov_disc(size: int, height: float = 1.0) -> np.ndarray:
     """A field-of-view mask as the prepared photos have it: a disc as wide as the image, cut at
     top and bottom to `height` (a fraction of the side; real cameras give 0.75-1)."""
@@ -224,7 +229,9 @@ class FundusTranslator:
         noise_seed: None runs the generator without its dropout noise (one photo per map);
         an int turns the dropout on with that seed, per map, so the result is reproducible.
         look_seed: the photo's overall look (colour, contrast) is a training photo's, picked by
-        this seed (one per map, or one for all); None gives the average look.
+        this seed (one per map, or one for all); None gives the average look. A model with
+        texture noise draws each photo's grain from the same seed (else from noise_seed, else 0),
+        per map: the same seed gives the same photo whatever else is in the batch.
         lesions: one list of lesions per map (None: none). A lesion-drawing model takes them as
         its lesion-map inputs; any other model gets them painted on afterwards (retinagan.lesions.paint).
         """
@@ -253,11 +260,13 @@ class FundusTranslator:
                 raise ValueError(f"{len(seeds)} look seeds for {len(x)} maps")
             looks = torch.from_numpy(np.stack([self.look(s) for s in seeds])).to(x.device)
         self.model.eval()
+        texture = self.texture(look_seed if look_seed is not None else (noise_seed or 0), len(x), x.device)
         pick = lambda t, i: None if t is None else t[i : i + 1]  # noqa: E731
         if noise_seed is None:
-            photos = self.model(x, grades, looks)
+            photos = self.model(x, grades, looks, texture)
         else:
-            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed) for i in range(len(x))])
+            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed, pick_all(texture, i))
+                                for i in range(len(x))])
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
         photos = torch.where(inside, photos, -1.0)  # black outside the FOV
         out = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
@@ -291,14 +300,29 @@ class FundusTranslator:
         out = np.where(region[..., None], np.clip(photo + delta, 0, 255).round(), photo)
         return out.astype(np.uint8)
 
-    def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, looks: torch.Tensor | None, seed: int) -> torch.Tensor:
+    def texture(self, seeds: int | list[int], count: int, device) -> list[torch.Tensor] | None:
+        """The texture-noise maps for `count` photos, each drawn from its own seed (one seed
+        for all, or one per photo); None for a model without texture noise."""
+        sizes = self.model.noise_sizes() if hasattr(self.model, "noise_sizes") else []
+        if not sizes:
+            return None
+        seeds = list(seeds) if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds] * count
+        maps = [[] for _ in sizes]
+        for seed in seeds:
+            rng = torch.Generator().manual_seed(int(seed))
+            for level, size in enumerate(sizes):
+                maps[level].append(torch.randn(1, 1, size, size, generator=rng))
+        return [torch.cat(level).to(device) for level in maps]
+
+    def _noisy(self, x: torch.Tensor, grades: torch.Tensor | None, looks: torch.Tensor | None, seed: int,
+               texture: list[torch.Tensor] | None = None) -> torch.Tensor:
         dropouts = [m for m in self.model.modules() if isinstance(m, torch.nn.Dropout)]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             for m in dropouts:
                 m.train()
             try:
-                return self.model(x, grades, looks)
+                return self.model(x, grades, looks, texture)
             finally:
                 for m in dropouts:
                     m.eval()

@@ -1,6 +1,8 @@
 """Loss functions: pure functions of tensors."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -111,3 +113,20 @@ def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tor
     total = global_sum(((fake.float() - real.float()).abs() * weights).sum())
     count = global_sum(weights.sum() * fake.shape[1])
     return total / count.clamp(min=1)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, C, H, W) blurred by a separable Gaussian (radius 3 sigma, reflected edges)."""
+    radius = max(1, math.ceil(3 * sigma))
+    taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).repeat(x.shape[1], 1, 1, 1)
+    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = F.conv2d(x, kernel.view(x.shape[1], 1, 1, -1), groups=x.shape[1])
+    return F.conv2d(x, kernel.view(x.shape[1], 1, -1, 1), groups=x.shape[1])
+
+
+def lowpass_l1(fake: torch.Tensor, real: torch.Tensor, sigma: float) -> torch.Tensor:
+    """L1 between the two photos blurred (Gaussian sigma px): their layout and colour must
+    agree, their grain (which no vessel map determines) is left to the discriminator."""
+    return F.l1_loss(gaussian_blur(fake, sigma), gaussian_blur(real, sigma))

@@ -185,3 +185,85 @@ def test_folding_batchnorm_keeps_what_the_models_compute():
     assert norms > 10 and not any(isinstance(m, torch.nn.BatchNorm2d) for m in [*translator.modules(), *autoencoder.modules()])
     for a, b in zip(before, after):
         assert torch.allclose(a, b, atol=1e-4), (a - b).abs().max()
+
+
+def test_texture_noise_starts_silent_then_adds_seeded_grain():
+    torch.manual_seed(0)
+    plain = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64)).eval()
+    noisy = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, noise_levels=2)).eval()
+    assert plain.noise_sizes() == [] and noisy.noise_sizes() == [16, 32]
+    missing, unexpected = noisy.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["noise_strength.0", "noise_strength.1"] and not unexpected
+    x = torch.rand(2, 2, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(noisy(x), plain(x))  # zero strength: exactly the model it grew from
+        for strength in noisy.noise_strength:
+            strength.fill_(0.5)
+        assert not torch.allclose(noisy(x), plain(x))
+    translator = FundusTranslator(noisy, {})
+    trees = np.zeros((3, 64, 64), dtype=bool)
+    trees[:, 30:33] = True
+    batch = translator.translate(trees, look_seed=[5, 6, 5])
+    assert np.array_equal(batch[0], batch[2]) and not np.array_equal(batch[0], batch[1])  # the grain follows the seed
+    assert np.array_equal(batch[1], translator.translate(trees[:1], look_seed=6)[0])  # whatever the batch
+    assert np.array_equal(translator.translate(trees[:1], noise_seed=2), translator.translate(trees[:1], noise_seed=2))
+    with pytest.raises(ValueError, match="noise_levels"):
+        Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, noise_levels=9))
+
+
+def test_lowpass_l1_ignores_grain_but_not_shape():
+    from retinagan.losses import gaussian_blur
+
+    torch.manual_seed(0)
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    assert torch.allclose(gaussian_blur(flat, 1.5), flat, atol=1e-6)
+    grain = flat + 0.2 * torch.randn_like(flat)
+    edge = flat.clone()
+    edge[..., 16:] = -0.3
+    assert (gaussian_blur(grain, 1.0) - flat).abs().mean() < 0.35 * (grain - flat).abs().mean()  # white noise: ~0.28x
+    assert (gaussian_blur(edge, 1.0) - flat).abs().mean() > 0.5 * (edge - flat).abs().mean()
+
+
+def test_texture_fine_tune_from_a_checkpoint(prepared_maps, tmp_path):
+    start = train_pix2pix(short_config(prepared_maps, tmp_path / "start", steps=3))
+    cfg = short_config(prepared_maps, tmp_path / "tex", steps=6, init=str(start), l1_lowpass=1.0, l1_detail_weight=0.1)
+    cfg.model = Pix2PixConfig(**{**TINY.__dict__, "noise_levels": 2})
+    folder = train_pix2pix(cfg)
+    model, config = load_model(folder)
+    assert model.config.noise_levels == 2 and config["train_config"]["l1_lowpass"] == 1.0
+    assert any(s.abs().sum() > 0 for s in model.noise_strength)  # the strengths learned something
+    with pytest.raises(ValueError, match="l1_lowpass"):
+        train_pix2pix(short_config(prepared_maps, tmp_path / "bad", l1_lowpass=-1.0))
+
+
+def test_discriminator_sees_real_and_fake_in_one_batch():
+    """Fake photos = the real ones at lower contrast. Without biases the discriminator's convs and
+    LeakyReLUs are scale-equivariant, so batch statistics computed per batch map both batches to
+    the same features: judged one batch each it stays at chance; judged in one batch (shared
+    statistics) it learns the difference."""
+    from retinagan.losses import discriminator_loss
+    from retinagan.training.common import judge
+
+    def final_loss(together: bool) -> float:
+        torch.manual_seed(0)
+        disc = PatchDiscriminator(4, 8)
+        first = disc.trunk[0][0]
+        first.bias.data.zero_()
+        first.bias.requires_grad_(False)
+        optimizer = torch.optim.Adam([p for p in disc.parameters() if p.requires_grad], lr=2e-3)
+        condition = torch.full((4, 1, 64, 64), 0.5)  # enters as 0: no constant channel acting as a bias
+        for _ in range(40):
+            real = 0.6 * torch.randn(4, 3, 64, 64).clamp(-1.5, 1.5)
+            fake = 0.3 * real
+            if together:
+                (real_logits, _), (fake_logits, _) = judge(disc, (condition, real), (condition, fake), classify=True)
+            else:
+                real_logits, fake_logits = disc(condition, real), disc(condition, fake)
+            loss = discriminator_loss(real_logits, fake_logits)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    assert final_loss(together=True) < 1.0
+    assert final_loss(together=False) > 1.35  # 2 log 2 = 1.386: chance

@@ -5,7 +5,9 @@ conv + bilinear upsampling on the way up instead of transposed convs (no checker
 dropout in the three deepest decoder levels as the noise source (kept on when sampling).
 Optional conditions: a DR grade and a photo's look (per-channel shifts in every decoder level),
 and lesion maps (microaneurysm, haemorrhage, exudate: extra input channels, so lesions appear
-where the maps say).
+where the maps say). Optional texture noise: per-pixel Gaussian noise added, with a learned
+strength per channel (zero at the start), to the finest decoder levels, so the generator has a
+source for the grain of a real photo that no vessel map determines.
 
 Discriminator: PatchGAN on the (vessel map [+ lesion maps], photo) pair -> a 16x16 map of
 real/fake logits for 256x256 inputs; with grades, a projection of the grade onto its features
@@ -34,6 +36,7 @@ class Pix2PixConfig:
     grades: int = 0  # > 0: condition on a DR grade 0..grades-1 (plus one "unknown" slot)
     appearance_dim: int = 0  # 6: condition on the photo's look (per-channel FOV mean and spread)
     lesions: int = 0  # 3: lesion-map input channels after vessels and FOV (retinagan.lesions.LESION_TYPES)
+    noise_levels: int = 0  # > 0: texture noise into this many of the finest decoder levels (2: 64 and 128 px)
 
 
 def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
@@ -85,6 +88,18 @@ class Pix2PixGenerator(nn.Module):
             self.condition = nn.ModuleList([nn.Linear(cond_dim, w) for w in up_widths] + [nn.Linear(cond_dim, 2 * config.out_channels)])
             nn.init.zeros_(self.condition[-1].weight)
             nn.init.zeros_(self.condition[-1].bias)
+        if not 0 <= config.noise_levels <= len(up_widths):
+            raise ValueError(f"noise_levels must be 0-{len(up_widths)}, not {config.noise_levels}")
+        # Noise strengths per channel of the features after each of the finest levels' skip
+        # concatenation; zero at the start, so adding noise to a trained model changes nothing.
+        self.noise_strength = nn.ParameterList(
+            [nn.Parameter(torch.zeros(2 * w)) for w in up_widths[len(up_widths) - config.noise_levels :]]
+        )
+
+    def noise_sizes(self) -> list[int]:
+        """Side lengths of the texture-noise maps, finest last (empty without texture noise)."""
+        levels = len(self.up)
+        return [self.config.image_size >> (levels - k) for k in range(levels - self.config.noise_levels, levels)]
 
     def _condition(self, x: torch.Tensor, grade: torch.Tensor | None, appearance: torch.Tensor | None) -> torch.Tensor | None:
         parts = []
@@ -98,13 +113,19 @@ class Pix2PixGenerator(nn.Module):
             parts.append(appearance * 4 - 1)  # looks lie in [0, 1]: centre them roughly
         return torch.cat(parts, dim=1) if parts else None
 
-    def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None, appearance: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, grade: torch.Tensor | None = None, appearance: torch.Tensor | None = None,
+                noise: list[torch.Tensor] | None = None) -> torch.Tensor:
         """(B, in_channels + lesions, S, S) in [0, 1] -> photo (B, 3, S, S) in [-1, 1].
 
         grade: (B,) long, 0..grades-1, or -1 for unknown; ignored when the model has no grades.
         appearance: (B, appearance_dim) (see `appearance_of`); zeros when not given.
+        noise: texture noise, one (B, 1, s, s) map per size in `noise_sizes()`; None draws it
+        from torch's global generator (training); ignored by a model without texture noise.
         """
         cond = self._condition(x, grade, appearance)
+        first_noisy = len(self.up) - self.config.noise_levels
+        if self.config.noise_levels and noise is None:
+            noise = [torch.randn(len(x), 1, s, s, device=x.device) for s in self.noise_sizes()]
         skips = []
         h = x * 2 - 1
         for block in self.down:
@@ -116,6 +137,8 @@ class Pix2PixGenerator(nn.Module):
             if cond is not None:
                 h = h + self.condition[k](cond)[:, :, None, None]
             h = torch.cat([h, skips.pop()], dim=1)
+            if k >= first_noisy:
+                h = h + self.noise_strength[k - first_noisy][:, None, None] * noise[k - first_noisy].to(h.dtype)
         out = self.head(h)
         if cond is not None:
             scale, shift = self.condition[-1](cond).chunk(2, dim=1)

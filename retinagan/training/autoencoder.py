@@ -29,7 +29,7 @@ from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, 
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.visual import save_grid
 
 
@@ -252,7 +252,8 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         out["kl"] = kl.detach()
     if cfg.dual:
         fake_maps = torch.sigmoid(model.decoder(distributed.randn(mu)))
-        fool_map = generator_loss(map_disc(fake_maps), cfg.adversarial)
+        _, fake_logits = judge(map_disc, (x,), (fake_maps,))
+        fool_map = generator_loss(fake_logits, cfg.adversarial)
         loss = loss + cfg.map_weight * fool_map
         out["fool_map"] = fool_map.detach()
     optimizers["model"].zero_grad(set_to_none=True)
@@ -263,7 +264,7 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
     # Phase 4: map discriminator.
     if cfg.dual:
         map_disc.requires_grad_(True)
-        d_map = discriminator_loss(map_disc(x), map_disc(fake_maps.detach()), cfg.adversarial)
+        d_map = discriminator_loss(*judge(map_disc, (x,), (fake_maps.detach(),)), cfg.adversarial)
         optimizers["map_disc"].zero_grad(set_to_none=True)
         d_map.backward()
         distributed.step(optimizers["map_disc"])

@@ -166,3 +166,26 @@ def start_model(folder: str, kind, default_config, cls, device: torch.device):
         return cls(default_config).to(device), None
     model, config = load_model(folder, expected_kind=kind, device=str(device))
     return model.train(), config
+
+
+def judge(disc, real: tuple, fake: tuple, **kwargs) -> tuple:
+    """A discriminator on real and generated inputs as one batch -> (its output on the real half,
+    its output on the fake half); a tuple output (logits, class logits) is split item by item.
+
+    real, fake: the discriminator's positional inputs for each side (None passes through, as
+    for "no grades"). One batch, so BatchNorm layers normalise both sides with the same
+    statistics. Fed one batch each (as until 2026-11-26), each side was normalised by its own
+    statistics, which erased every difference a whole batch shares (contrast, sharpness,
+    colour): the translator's discriminator stayed at chance (loss 0.693) through whole runs.
+    """
+    def both(a, b):
+        if a is None:
+            return None
+        return torch.cat([a.float(), b.float()]) if a.is_floating_point() else torch.cat([a, b])
+
+    out = disc(*[both(a, b) for a, b in zip(real, fake)], **kwargs)
+    halves = lambda t: (None, None) if t is None else t.chunk(2)  # noqa: E731
+    if isinstance(out, tuple):
+        real_out, fake_out = zip(*[halves(t) for t in out])
+        return real_out, fake_out
+    return halves(out)

@@ -32,7 +32,7 @@ from retinagan.losses import discriminator_loss, generator_loss, reconstruction_
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.training.pix2pix import augment_pairs, conditions, holdout_l1, load_pairs, on_device, to_float, to_uint8
 from retinagan.visual import save_grid
 
@@ -178,7 +178,8 @@ def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs
     recon = reconstruction_loss(logits, vessels, cfg.reconstruction)
     drawn = drawn_maps(logits) if cfg.joint else vessels
     fake = translator(torch.cat([drawn, fov], dim=1), grades, looks)
-    fool = generator_loss(photo_disc(drawn, fake), cfg.photo_adversarial)
+    _, fake_logits = judge(photo_disc, (vessels, photos), (drawn, fake))
+    fool = generator_loss(fake_logits, cfg.photo_adversarial)
     l1 = F.l1_loss(fake.float(), photos)
     for name in ("model", "translator"):
         optimizers[name].zero_grad(set_to_none=True)
@@ -190,7 +191,7 @@ def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs
     out.update(code_phases(cfg, model, code_disc, optimizers, vessels, mu, log_var))
     # 3. Photo discriminator: real pairs vs drawn pairs (halved, as in pix2pix).
     photo_disc.requires_grad_(True)
-    d_photo = 0.5 * discriminator_loss(photo_disc(vessels, photos), photo_disc(drawn.detach(), fake.detach()), cfg.photo_adversarial)
+    d_photo = 0.5 * discriminator_loss(*judge(photo_disc, (vessels, photos), (drawn.detach(), fake.detach())), cfg.photo_adversarial)
     optimizers["photo_disc"].zero_grad(set_to_none=True)
     d_photo.backward()
     distributed.step(optimizers["photo_disc"])

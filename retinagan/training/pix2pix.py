@@ -30,11 +30,11 @@ from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError
 from retinagan.lesions import detect_lesions
-from retinagan.losses import discriminator_loss, generator_loss, grade_loss, masked_l1
+from retinagan.losses import discriminator_loss, generator_loss, grade_loss, lowpass_l1, masked_l1
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -46,6 +46,8 @@ class Pix2PixTrainConfig:
     init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
     l1_weight: float = 100.0  # lambda
+    l1_lowpass: float = 0.0  # > 0: the L1 compares the photos blurred (Gaussian, this sigma in px), leaving their grain to the discriminator
+    l1_detail_weight: float = 1.0  # with l1_lowpass: + this x the full-resolution L1, so vessel edges still follow the map
     lesion_l1_weight: float = 1.0  # + this x the L1 over pixels near lesions (their own mean): small lesions matter
     adversarial: str = "bce"  # "bce" (pix2pix) or "lsgan"
     grade_weight: float = 1.0  # auxiliary grade classifier loss (AC-GAN); 0: no classifier, no projection
@@ -163,6 +165,9 @@ def start_generator(cfg: Pix2PixTrainConfig) -> tuple[Pix2PixGenerator, str]:
 
     source, _ = load_model(cfg.init, expected_kind="pix2pix")
     state = {k: v.float() for k, v in source.state_dict().items()}
+    for key, value in generator.state_dict().items():  # texture noise the checkpoint lacks starts at zero strength
+        if key.startswith("noise_strength.") and key not in state:
+            state[key] = value
     first = "down.0.0.weight"
     have, want = state[first], generator.state_dict()[first]
     if have.shape != want.shape:
@@ -181,6 +186,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
     if cfg.model.lesions not in (0, 3):
         raise ValueError("lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
+    if cfg.l1_lowpass < 0 or cfg.l1_detail_weight < 0:
+        raise ValueError("l1_lowpass and l1_detail_weight must be >= 0")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
@@ -281,21 +288,24 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
     fake = generator(inputs, grades, looks)
     # Generator: fool the discriminator, stay close to the real photo, look like the asked grade.
     disc.requires_grad_(False)
-    fake_logits, fake_class = disc(condition, fake, grades_d, classify=True)
+    _, (fake_logits, fake_class) = judge(disc, (condition, photos, grades_d), (condition, fake, grades_d), classify=True)
     fool = generator_loss(fake_logits, cfg.adversarial)
     l1 = F.l1_loss(fake.float(), photos)
+    l1_fit = l1
+    if cfg.l1_lowpass > 0:
+        l1_fit = lowpass_l1(fake.float(), photos, cfg.l1_lowpass) + cfg.l1_detail_weight * l1
     lesion_l1 = torch.zeros((), device=fake.device)
     if inputs.shape[1] > 2 and cfg.lesion_l1_weight > 0:  # lesion maps present: the pixels around them again
         near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
         lesion_l1 = masked_l1(fake, photos, near)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
     optimizers["generator"].zero_grad(set_to_none=True)
-    (fool + cfg.l1_weight * (l1 + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade).backward()
+    (fool + cfg.l1_weight * (l1_fit + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade).backward()
     distributed.step(optimizers["generator"])
     # Discriminator: real pairs vs translated pairs (halved, as in pix2pix); grades of the real photos.
     disc.requires_grad_(True)
-    real_logits, real_class = disc(condition, photos, grades_d, classify=True)
-    d_loss = 0.5 * discriminator_loss(real_logits, disc(condition, fake.detach(), grades_d), cfg.adversarial)
+    (real_logits, real_class), (fake_logits, _) = judge(disc, (condition, photos, grades_d), (condition, fake.detach(), grades_d), classify=True)
+    d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, cfg.adversarial)
     d_grade = grade_loss(real_class, grades, dr_positive) if real_class is not None else torch.zeros((), device=fake.device)
     optimizers["disc"].zero_grad(set_to_none=True)
     (d_loss + cfg.grade_weight * d_grade).backward()
