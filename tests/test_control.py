@@ -126,6 +126,9 @@ def test_discriminator_projection_and_classifier():
         disc.embed.weight.normal_()
     assert not torch.allclose(disc(condition, photo, torch.tensor([0, 4])), disc(condition, photo, torch.tensor([1, 3])))
     assert PatchDiscriminator(4, 4)(torch.rand(1, 1, 64, 64), photo[:1], classify=True)[1] is None
+    classes.sum().backward()  # the grade classifier has a trunk of its own: the real/fake trunk gets nothing
+    assert all(p.grad is None for p in disc.trunk.parameters())
+    assert all(p.grad is not None for p in disc.classifier_trunk.parameters())
 
 
 def test_fine_tune_start_keeps_the_checkpoint_and_learns_lesions(tmp_path):
