@@ -303,7 +303,7 @@ class FundusTranslator:
     def texture(self, seeds: int | list[int], count: int, device) -> list[torch.Tensor] | None:
         """The texture-noise maps for `count` photos, each drawn from its own seed (one seed
         for all, or one per photo); None for a model without texture noise."""
-        sizes = self.model.noise_sizes() if hasattr(self.model, "noise_sizes") else []
+        sizes = self.model.noise_sizes()
         if not sizes:
             return None
         seeds = list(seeds) if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds] * count
