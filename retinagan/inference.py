@@ -150,11 +150,6 @@ def refine_codes(model: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, steps
     return z.detach()
 
 
-def pick_all(tensors: list[torch.Tensor] | None, index: int) -> list[torch.Tensor] | None:
-    """Item `index` (kept as a batch of one) of each tensor in a list; None stays None."""
-    return None if tensors is None else [t[index : index + 1] for t in tensors]
-
-
 def fov_disc(size: int, height: float = 1.0) -> np.ndarray:
     """A field-of-view mask as the prepared photos have it: a disc as wide as the image, cut at
     top and bottom to `height` (a fraction of the side; real cameras give 0.75-1)."""
@@ -265,8 +260,8 @@ class FundusTranslator:
         if noise_seed is None:
             photos = self.model(x, grades, looks, texture)
         else:
-            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed, pick_all(texture, i))
-                                for i in range(len(x))])
+            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed,
+                                            texture and [pick(level, i) for level in texture]) for i in range(len(x))])
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
         photos = torch.where(inside, photos, -1.0)  # black outside the FOV
         out = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
