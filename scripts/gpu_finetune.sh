@@ -6,6 +6,10 @@
 # augmentation), the dual AAE retrained from scratch with the one-batch map discriminator, and
 # the textured translator continued at batch 16 (two learning rates).
 # Needs runs/prepared-256.npz (or PREPARED=...; a compressed copy loads the same).
+# The shipped aae-lsgan-128 is round 1's aae-lsgan-128-fine (exported) continued 2 more minutes:
+#   python train.py aae --adversarial lsgan --init runs/gpu2/export/aae-lsgan-128-fine --model.fine-blocks 2 \
+#     --augment strong --batch-size 32 --lr 1e-3 --steps 200000 --time-limit-min 2 --output runs/f2
+# (beside the same with --lr 3e-4; held-out refined Dice 0.604 and 0.600.)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-7.5}
