@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from retinagan.checkpoint import load_model, read_config
 from retinagan.cli import main
@@ -267,3 +268,30 @@ def test_discriminator_sees_real_and_fake_in_one_batch():
 
     assert final_loss(together=True) < 1.0
     assert final_loss(together=False) > 1.35  # 2 log 2 = 1.386: chance
+
+
+def test_multiscale_discriminator_judges_pooled_pairs():
+    """scales=3: three patch maps stacked (B, 3, S/16, S/16); the first is the one-scale
+    discriminator's map (same weights, same output), the others see the pair pooled, so a
+    change that pooling erases (a +-1 checkerboard) moves only the first."""
+    torch.manual_seed(0)
+    one, multi = PatchDiscriminator(4, 8, grades=5), PatchDiscriminator(4, 8, grades=5, scales=3)
+    multi.load_state_dict(one.state_dict(), strict=False)  # the first scale's weights (and grade parts)
+    one.eval(), multi.eval()
+    condition, photo = torch.rand(2, 1, 128, 128), torch.rand(2, 3, 128, 128) * 2 - 1
+    grade = torch.tensor([1, -1])
+    logits, grade_logits = multi(condition, photo, grade, classify=True)
+    assert logits.shape == (2, 3, 8, 8) and grade_logits.shape == (2, 5)
+    assert torch.allclose(logits[:, :1], one(condition, photo, grade))
+    checker = (torch.arange(128)[:, None] + torch.arange(128)[None, :]) % 2 * 2 - 1  # averages to 0 over 2x2
+    moved = multi(condition, photo + 0.2 * checker, grade) - logits
+    assert moved[:, 0].abs().max() > 1e-3 and moved[:, 1:].abs().max() < 1e-4
+    with pytest.raises(ValueError, match="scales"):
+        PatchDiscriminator(4, 8, scales=0)
+
+
+def test_training_with_a_multiscale_discriminator(prepared_maps, tmp_path):
+    folder = train_pix2pix(short_config(prepared_maps, tmp_path / "ms", steps=12, disc_scales=2))
+    assert load_model(folder)[1]["train_config"]["disc_scales"] == 2
+    state = load_file(str(tmp_path / "ms" / "state-00000010" / "state.safetensors"))
+    assert any(k.startswith("module/disc/coarse.0.") for k in state)  # the second scale is trained and kept for a resume

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from retinagan.models.registry import register_model
 
@@ -170,18 +171,23 @@ class PatchDiscriminator(nn.Module):
     `forward(..., classify=True)` also returns (B, grades) grade logits from a trunk of its own:
     sharing the real/fake trunk, the grade loss took it over and real/fake stayed at chance
     (loss 0.693 for 3,500 steps; with its own trunk the real/fake loss falls within 250 steps).
+
+    scales > 1 (as in pix2pixHD): more PatchGANs of the same shape judge the pair average-pooled
+    2x, 4x, ...: their patches span 2x, 4x the area, so blotches and the layout of disc and macula
+    are judged too, not only the grain. Their patch maps are repeated back up to the first's size
+    and stacked as channels, (B, scales, S/16, S/16): every loss, a mean over the map, weighs the
+    scales equally. The grade projection and classifier stay with the first scale.
     """
 
-    def __init__(self, in_channels: int = 4, base_channels: int = 32, grades: int = 0):
+    def __init__(self, in_channels: int = 4, base_channels: int = 32, grades: int = 0, scales: int = 1):
         super().__init__()
+        if scales < 1:
+            raise ValueError(f"scales must be >= 1, not {scales}")
         c = base_channels
-        self.trunk = nn.Sequential(
-            _down(in_channels, c, norm=False),
-            _down(c, 2 * c),
-            _down(2 * c, 4 * c),
-            _down(4 * c, 8 * c),
-        )
+        trunk = lambda: nn.Sequential(_down(in_channels, c, norm=False), _down(c, 2 * c), _down(2 * c, 4 * c), _down(4 * c, 8 * c))  # noqa: E731
+        self.trunk = trunk()
         self.head = nn.Conv2d(8 * c, 1, 3, 1, 1)
+        self.coarse = nn.ModuleList([nn.Sequential(trunk(), nn.Conv2d(8 * c, 1, 3, 1, 1)) for _ in range(scales - 1)])
         self.grades = grades
         if grades > 0:
             self.embed = nn.Embedding(grades + 1, 8 * c)  # the last slot is "unknown"
@@ -196,6 +202,12 @@ class PatchDiscriminator(nn.Module):
         if self.grades > 0 and grade is not None:
             slot = torch.where(grade < 0, self.grades, grade)
             logits = logits + (self.embed(slot)[:, :, None, None] * features).sum(dim=1, keepdim=True)
+        if self.coarse:
+            maps, pooled = [logits], pair
+            for judge in self.coarse:
+                pooled = F.avg_pool2d(pooled, 2)
+                maps.append(F.interpolate(judge(pooled), size=logits.shape[-2:], mode="nearest"))
+            logits = torch.cat(maps, dim=1)
         if classify:
             return logits, (self.classifier(self.classifier_trunk(pair).mean(dim=(2, 3))) if self.grades > 0 else None)
         return logits

@@ -45,6 +45,7 @@ class Pix2PixTrainConfig:
     model: Pix2PixConfig = field(default_factory=lambda: Pix2PixConfig(grades=5, appearance_dim=6, lesions=3))
     init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
+    disc_scales: int = 1  # > 1: more PatchGANs on the pair pooled 2x, 4x, ... (pix2pixHD): larger structures judged too
     l1_weight: float = 100.0  # lambda
     l1_lowpass: float = 0.0  # > 0: the L1 compares the photos blurred (Gaussian, this sigma in px), leaving their grain to the discriminator
     l1_detail_weight: float = 1.0  # with l1_lowpass: + this x the full-resolution L1, so vessel edges still follow the map
@@ -196,7 +197,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     generator, started_from = start_generator(cfg)
     generator = generator.to(device, memory_format=layout(cfg.channels_last))
     disc_grades = cfg.model.grades if cfg.grade_weight > 0 else 0
-    disc = PatchDiscriminator(1 + cfg.model.lesions + cfg.model.out_channels, cfg.disc_channels, disc_grades)
+    disc = PatchDiscriminator(1 + cfg.model.lesions + cfg.model.out_channels, cfg.disc_channels, disc_grades, cfg.disc_scales)
     disc = disc.to(device, memory_format=layout(cfg.channels_last))
     weights = sampling_weights(train.groups, cfg.balance_grades)
     if world.size > 1:
