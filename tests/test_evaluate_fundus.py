@@ -54,6 +54,8 @@ def test_evaluate_fundus_cli(prepared_maps, tmp_path, capsys):
     assert result["n_real_a"] + result["n_real_b"] == 5 and result["n_holdout"] == 2
     assert result["fid_from_real_maps"] > 0 and np.isfinite(result["fid_real_vs_real"])
     assert 0 <= result["fidelity_dice_holdout"] <= 1 and 0 <= result["fidelity_dice_real_photos"] <= 1
+    assert result["fid_heldout_trees"] > 0 and result["fid_heldout_real"] > 0  # 2 held-out trees vs the other 3 photos
+    assert result["fid_heldout_trees"] != result["fid_heldout_real"] and np.isfinite(result["kid_heldout_trees"])
     stored = json.loads((folder / "config.json").read_text())["metrics"]["evaluate_fundus"]
     assert stored["fid_from_real_maps"] == result["fid_from_real_maps"]
     assert main(args[:4] + ["--real", str(tmp_path / "nothing.npz")]) == 2
