@@ -144,9 +144,16 @@ def test_picking_a_point_on_the_latent_map(page):
     page.get_by_role("tab", name="Latent map").click()
     page.wait_for_selector("#latent-map .scatterlayer path.point", timeout=60000)
     idle(page)
-    point = page.locator("#latent-map .scatterlayer .trace").first.locator("path.point").nth(3)
-    bounds = point.bounding_box()
-    x, y = bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2
+    # Plotly picks the point nearest the cursor over all traces: click the real tree (first
+    # trace) farthest from any point of another trace, so no generated sample can be picked.
+    x, y = page.evaluate("""() => {
+        const centre = p => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; };
+        const traces = [...document.querySelectorAll('#latent-map .scatterlayer .trace')];
+        const own = [...traces[0].querySelectorAll('path.point')].map(centre);
+        const others = traces.slice(1).flatMap(t => [...t.querySelectorAll('path.point')].map(centre));
+        const gap = c => Math.min(...others.map(o => Math.hypot(o[0] - c[0], o[1] - c[1])));
+        return own.reduce((best, c) => gap(c) > gap(best) ? c : best);
+    }""")
     page.mouse.move(x, y)
     page.wait_for_timeout(300)
     page.mouse.click(x, y)
