@@ -1,25 +1,18 @@
 #!/usr/bin/env bash
 # Second GPU round: continue the shipped models on one GPU, side by side against the same clock,
-# then export them (fp16) and pack each as one .tgz plus logs.tgz (stats, sample grids).
-#   MINUTES=7.5 OUT=/tmp/gpu-out bash scripts/gpu_finetune.sh
+# then export them (fp16) and pack each as one .tgz plus logs.tgz (scripts/gpu_train.sh does the
+# running and packing; this file is its job table).
+#   MINUTES=7.3 OUT=/tmp/gpu-out bash scripts/gpu_finetune.sh
 # Jobs: the 128-latent AAE continued (as is, and with two 128-px fine blocks + strong
 # augmentation), the dual AAE retrained from scratch with the one-batch map discriminator, and
 # the textured translator continued at batch 16 (two learning rates).
 # Needs runs/prepared-256.npz (or PREPARED=...; a compressed copy loads the same).
-# The shipped aae-lsgan-128 is round 1's aae-lsgan-128-fine (exported) continued 2 more minutes:
+# The shipped aae-lsgan-128 is this round's aae-lsgan-128-fine (exported) continued 2 more minutes:
 #   python train.py aae --adversarial lsgan --init runs/gpu2/export/aae-lsgan-128-fine --model.fine-blocks 2 \
 #     --augment strong --batch-size 32 --lr 1e-3 --steps 200000 --time-limit-min 2 --output runs/f2
 # (beside the same with --lr 3e-4; held-out refined Dice 0.604 and 0.600.)
-set -uo pipefail
-cd "$(dirname "$0")/.."
 MINUTES=${MINUTES:-7.5}
-OUT=${OUT:-runs/gpu-out}
-PY=${PY:-python3}
-PREPARED=${PREPARED:-runs/prepared-256.npz}
 RUNS=${RUNS:-runs/gpu2}
-DEVICE=${DEVICE:-auto}
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} PYTHONUNBUFFERED=1
-COMMON="--steps 200000 --time-limit-min $MINUTES --sample-every 2000 --state-every 5000 --log-every 100 --device $DEVICE"
 TEXTURE="--init checkpoints/pix2pix-grade --model.noise-levels 2 --l1-lowpass 1.0 --l1-detail-weight 0.1 --batch-size 16"
 declare -A JOBS=(
   [aae-lsgan-128-more]="aae --adversarial lsgan --init checkpoints/aae-lsgan-128 --batch-size 32"
@@ -28,19 +21,4 @@ declare -A JOBS=(
   [pix2pix-grade-a]="pix2pix $TEXTURE"
   [pix2pix-grade-b]="pix2pix $TEXTURE --lr 1e-4 --ema-decay 0.999"
 )
-mkdir -p "$RUNS" "$OUT"
-nvidia-smi -L || true
-$PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
-for name in "${!JOBS[@]}"; do
-  $PY train.py ${JOBS[$name]} --data "$PREPARED" --output "$RUNS/$name" $COMMON > "$RUNS/$name.log" 2>&1 &
-done
-wait
-nvidia-smi --query-gpu=name,memory.used --format=csv || true
-for name in "${!JOBS[@]}"; do
-  tail -c 300 "$RUNS/$name.log" | tr '\r' '\n' | tail -3; echo
-  $PY -m retinagan export --checkpoint "$RUNS/$name/checkpoint" --output "$RUNS/export/$name" \
-    && tar czf "$OUT/$name.tgz" -C "$RUNS/export" "$name"
-  $PY -c "import json,sys; c=json.load(open(sys.argv[1])); print(sys.argv[1], c['steps'], 'steps', c['wall_time_s'], 's', c.get('metrics'))" "$RUNS/$name/checkpoint/config.json"
-done
-tar czf "$OUT/logs.tgz" --exclude='state-*' --exclude='checkpoint' --exclude='export' "$RUNS"
-ls -la "$OUT"
+source "$(dirname "$0")/gpu_train.sh"
