@@ -11,8 +11,12 @@ Each step takes a batch of real pairs (vessel map v, FOV mask, photo r) and runs
   2. code discriminator, prior samples vs codes, then the encoder alone fools it (the AAE's
      regularisation phase, as in training/autoencoder.py);
   3. photo discriminator: real pairs (v, r) vs drawn pairs (d, G(d)).
-Both stages can start from trained checkpoints (--init-vessels, --init-translator): their
-configs then replace --model and --translator-model. The run writes checkpoint/vessels
+The translator's losses and discriminator are the pix2pix loop's own (training/pix2pix.py:
+generator_side, discriminator_side): lesion-map inputs, the grade classifier, the multi-scale
+PatchGAN and the low-pass L1 work here as there, with the same flags. Both stages can start
+from trained checkpoints (--init-vessels, --init-translator): their configs then replace
+--model and --translator-model (a translator that takes lesion maps gets the detector's maps
+of the real photos, as in its own loop; the drawn tree keeps the real tree's lesion maps). The run writes checkpoint/vessels
 (an AAE) and checkpoint/translator (a pix2pix), which every other command takes as they are.
 """
 from __future__ import annotations
@@ -23,17 +27,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
-from retinagan.losses import discriminator_loss, generator_loss, reconstruction_loss
+from retinagan.losses import reconstruction_loss
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, start_model, step_context
-from retinagan.training.pix2pix import augment_pairs, conditions, holdout_l1, load_pairs, on_device, to_float, to_uint8
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.pix2pix import (augment_pairs, conditions, discriminator_side, generator_side, holdout_l1, load_pairs, on_device,
+                                        sampling_weights, to_float, to_uint8)
 from retinagan.visual import save_grid
 
 
@@ -53,6 +57,12 @@ class End2EndTrainConfig:
     l1_weight: float = 100.0  # lambda
     code_weight: float = 1.0
     disc_channels: int = 32
+    disc_scales: int = 1  # > 1: more PatchGANs on the pair pooled 2x, 4x (as pix2pix --disc-scales)
+    l1_lowpass: float = 0.0  # as pix2pix: > 0 compares the photos blurred (this sigma in px)
+    l1_detail_weight: float = 1.0  # as pix2pix: with l1_lowpass, + this x the full-resolution L1
+    lesion_l1_weight: float = 1.0  # as pix2pix: + this x the L1 near lesions (translators with lesion maps)
+    grade_weight: float = 1.0  # as pix2pix: the grade classifier on the photo discriminator (translators with grades)
+    balance_grades: bool = True  # as pix2pix: draw each grade (and IDRiD, DRIVE) equally often
     holdout_every: int = 10  # every k-th sample (by id) held out, as for the separate loops
     steps: int = 4000
     batch_size: int = 4
@@ -83,11 +93,16 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
         raise ValueError(f"the autoencoder works at {cfg.model.image_size} px, the translator at {cfg.translator_model.image_size} px")
     if cfg.translator_model.appearance_dim not in (0, 6):
         raise ValueError("the translator's appearance_dim must be 0 or 6")
-    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every)
+    if cfg.translator_model.lesions not in (0, 3):
+        raise ValueError("the translator's lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
+    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every, lesions=cfg.translator_model.lesions > 0)
     memory = layout(cfg.channels_last)
     model, translator = model.to(memory_format=memory), translator.to(memory_format=memory)
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
-    photo_disc = PatchDiscriminator(1 + cfg.translator_model.out_channels, cfg.disc_channels).to(device, memory_format=memory)
+    disc_grades = cfg.translator_model.grades if cfg.grade_weight > 0 else 0
+    photo_disc = PatchDiscriminator(1 + cfg.translator_model.lesions + cfg.translator_model.out_channels, cfg.disc_channels,
+                                    disc_grades, cfg.disc_scales).to(device, memory_format=memory)
+    weights = sampling_weights(train.groups, cfg.balance_grades)
     if world.size > 1:
         for module in (model, translator, photo_disc):
             distributed.global_batchnorm(module)
@@ -116,13 +131,13 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
         for name, optimizer in optimizers.items():
             for group in optimizer.param_groups:
                 group["lr"] = cosine_lr(position, cfg.steps, base_lr[name])
-        index = distributed.shard(torch.randint(len(train.inputs), (cfg.batch_size,), generator=generators["data"]))
+        index = distributed.shard(torch.multinomial(weights, cfg.batch_size, replacement=True, generator=generators["data"]))
         batch = (train.inputs[index].to(device, non_blocking=True), train.photos[index].to(device, non_blocking=True))
         inputs, photos = augment_pairs(*to_float(*batch), generators["data"])
         grades, looks = on_device(device, *conditions(cfg.translator_model, train, index))
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, model, translator, code_disc, photo_disc, optimizers,
-                                inputs.contiguous(memory_format=memory), photos, grades, looks)
+                                inputs.contiguous(memory_format=memory), photos, grades, looks, train.dr_positive[index].to(device))
         ema_vessels.update(model, step + 1)
         ema_translator.update(translator, step + 1)
         sums.add(losses)  # tensors: no host sync until logging
@@ -169,33 +184,30 @@ def drawn_maps(logits: torch.Tensor) -> torch.Tensor:
     return soft + ((soft >= 0.5).to(soft.dtype) - soft).detach()
 
 
-def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs, photos, grades, looks) -> dict[str, torch.Tensor]:
-    vessels, fov = inputs[:, :1], inputs[:, 1:]
+def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs, photos, grades, looks,
+               dr_positive=None) -> dict[str, torch.Tensor]:
+    vessels = inputs[:, :1]
     # 1. Generator side: autoencoder and translator, one backward pass over the summed losses.
     code_disc.requires_grad_(False)
-    photo_disc.requires_grad_(False)
     logits, mu, log_var = model(vessels)
     recon = reconstruction_loss(logits, vessels, cfg.reconstruction)
-    drawn = drawn_maps(logits) if cfg.joint else vessels
-    fake = translator(torch.cat([drawn, fov], dim=1), grades, looks)
-    _, fake_logits = judge(photo_disc, (vessels, photos), (drawn, fake))
-    fool = generator_loss(fake_logits, cfg.photo_adversarial)
-    l1 = F.l1_loss(fake.float(), photos)
+    drawn = drawn_maps(logits) if cfg.joint else None
+    photo_total, fake, pairs, logs = generator_side(cfg, translator, photo_disc, inputs, photos, grades, looks,
+                                                    cfg.photo_adversarial, drawn)
     for name in ("model", "translator"):
         optimizers[name].zero_grad(set_to_none=True)
-    (cfg.recon_weight * recon + cfg.l1_weight * l1 + fool).backward()
+    (cfg.recon_weight * recon + photo_total).backward()
     distributed.step(optimizers["model"])
     distributed.step(optimizers["translator"])
-    out = {"recon": recon.detach(), "l1": l1.detach(), "fool_photo": fool.detach()}
+    out = {"recon": recon.detach(), "fool_photo": logs["fool"], **{k: v for k, v in logs.items() if k != "fool"}}
     # 2. Code discriminator, then the encoder fools it (AAE regularisation).
     out.update(code_phases(cfg, model, code_disc, optimizers, vessels, mu, log_var))
-    # 3. Photo discriminator: real pairs vs drawn pairs (halved, as in pix2pix).
-    photo_disc.requires_grad_(True)
-    d_photo = 0.5 * discriminator_loss(*judge(photo_disc, (vessels, photos), (drawn.detach(), fake.detach())), cfg.photo_adversarial)
+    # 3. Photo discriminator: real pairs vs drawn pairs.
+    d_total, d_logs = discriminator_side(cfg, photo_disc, pairs, photos, fake, grades, dr_positive, cfg.photo_adversarial)
     optimizers["photo_disc"].zero_grad(set_to_none=True)
-    d_photo.backward()
+    d_total.backward()
     distributed.step(optimizers["photo_disc"])
-    out["d_photo"] = d_photo.detach()
+    out.update({"d_photo": d_logs["d"], "d_grade": d_logs["d_grade"]})
     return out
 
 
@@ -210,7 +222,8 @@ def snapshot(out: Path, step: int, vessels: VesselAutoencoder, translator: Pix2P
     maps = (vessels.sample(list(range(8))) >= 0.5).float()
     fov = torch.from_numpy(fov_disc(maps.shape[-1])).float().to(device).expand_as(maps)
     looks = holdout.appearance.mean(0, keepdim=True).expand(8, -1).to(device) if translator.config.appearance_dim else None
-    photos = to_uint8(translator(torch.cat([maps, fov], dim=1), None, looks)).astype(np.float32) / 255
+    no_lesions = maps.new_zeros(len(maps), translator.config.lesions, *maps.shape[-2:])
+    photos = to_uint8(translator(torch.cat([maps, fov, no_lesions], dim=1), None, looks)).astype(np.float32) / 255
     trees = np.repeat(maps.permute(0, 2, 3, 1).cpu().numpy(), 3, axis=3)
     save_grid(out / "samples" / f"step-{step:06d}.png", np.concatenate([trees, photos]), columns=8)
     return scores

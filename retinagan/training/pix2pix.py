@@ -284,13 +284,34 @@ def holdout_l1(generator: Pix2PixGenerator, holdout: PairSet) -> float:
 
 
 def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None, dr_positive=None) -> dict[str, torch.Tensor]:
-    condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
+    total, fake, pairs, out = generator_side(cfg, generator, disc, inputs, photos, grades, looks, cfg.adversarial)
+    optimizers["generator"].zero_grad(set_to_none=True)
+    total.backward()
+    distributed.step(optimizers["generator"])
+    d_total, d_out = discriminator_side(cfg, disc, pairs, photos, fake, grades, dr_positive, cfg.adversarial)
+    optimizers["disc"].zero_grad(set_to_none=True)
+    d_total.backward()
+    distributed.step(optimizers["disc"])
+    return {**out, **d_out}
+
+
+def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversarial: str, drawn=None) -> tuple:
+    """The translator's generator-side loss: fool the discriminator, stay close to the real photo
+    (L1, low-pass and lesion terms as cfg asks), look like the asked grade.
+
+    drawn: a (B, 1, S, S) tree the translator draws from in place of the inputs' vessel map (end
+    to end: the autoencoder's reconstruction); the real pair keeps the real map. cfg carries
+    l1_weight, l1_lowpass, l1_detail_weight, lesion_l1_weight and grade_weight.
+    -> (loss to minimise, the photos, the (real, drawn) conditions the discriminator judges, logs)."""
+    real_condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
+    if drawn is not None:
+        inputs = torch.cat([drawn.to(inputs.dtype), inputs[:, 1:]], dim=1)
+    condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)
     grades_d = grades if disc.grades > 0 else None
     fake = generator(inputs, grades, looks)
-    # Generator: fool the discriminator, stay close to the real photo, look like the asked grade.
     disc.requires_grad_(False)
-    _, (fake_logits, fake_class) = judge(disc, (condition, photos, grades_d), (condition, fake, grades_d), classify=True)
-    fool = generator_loss(fake_logits, cfg.adversarial)
+    _, (fake_logits, fake_class) = judge(disc, (real_condition, photos, grades_d), (condition, fake, grades_d), classify=True)
+    fool = generator_loss(fake_logits, adversarial)
     l1 = F.l1_loss(fake.float(), photos)
     l1_fit = l1
     if cfg.l1_lowpass > 0:
@@ -300,15 +321,19 @@ def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=N
         near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
         lesion_l1 = masked_l1(fake, photos, near)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
-    optimizers["generator"].zero_grad(set_to_none=True)
-    (fool + cfg.l1_weight * (l1_fit + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade).backward()
-    distributed.step(optimizers["generator"])
-    # Discriminator: real pairs vs translated pairs (halved, as in pix2pix); grades of the real photos.
+    total = fool + cfg.l1_weight * (l1_fit + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade
+    logs = {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "g_grade": g_grade.detach()}
+    return total, fake, (real_condition, condition), logs
+
+
+def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positive, adversarial: str) -> tuple:
+    """The discriminator's loss: real pairs vs translated pairs (halved, as in pix2pix), plus the
+    grade of the real photos (cfg.grade_weight). pairs: generator_side's (real, drawn) conditions.
+    -> (loss to minimise, logs)."""
+    real_condition, condition = pairs
+    grades_d = grades if disc.grades > 0 else None
     disc.requires_grad_(True)
-    (real_logits, real_class), (fake_logits, _) = judge(disc, (condition, photos, grades_d), (condition, fake.detach(), grades_d), classify=True)
-    d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, cfg.adversarial)
+    (real_logits, real_class), (fake_logits, _) = judge(disc, (real_condition, photos, grades_d), (condition.detach(), fake.detach(), grades_d), classify=True)
+    d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, adversarial)
     d_grade = grade_loss(real_class, grades, dr_positive) if real_class is not None else torch.zeros((), device=fake.device)
-    optimizers["disc"].zero_grad(set_to_none=True)
-    (d_loss + cfg.grade_weight * d_grade).backward()
-    distributed.step(optimizers["disc"])
-    return {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "d": d_loss.detach(), "g_grade": g_grade.detach(), "d_grade": d_grade.detach()}
+    return d_loss + cfg.grade_weight * d_grade, {"d": d_loss.detach(), "d_grade": d_grade.detach()}
