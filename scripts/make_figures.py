@@ -1,7 +1,7 @@
 """Pictures for the README, made only from skimage's bundled retina photo and model outputs.
 
 python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
-                               |refine [checkpoint ...]
+                               |refine [checkpoint ...]|end2end LABEL=VESSEL_CKPT,TRANSLATOR ...
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -67,6 +67,23 @@ def pairs_figure(vessel_checkpoint: str, translator: str, n: int = 5) -> None:
     blank = np.full_like(top[0], 255)
     rows = top + [blank] * (n - 3) + tiles
     Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage2-pairs.png")
+
+
+def end2end_figure(pairs: list[str], n: int = 4) -> None:
+    """Per (vessel model, translator) pair: sampled trees (seeds 0..n-1) and their photos side by
+    side, one row per pair, so joint and sequential training show on the same seeds."""
+    from retinagan.inference import FundusTranslator, VesselGenerator
+
+    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
+    tiles = []
+    for spec in pairs:
+        label, _, folders = spec.partition("=")
+        vessel_checkpoint, translator = folders.split(",")
+        maps = VesselGenerator.load(vessel_checkpoint).sample(list(range(n))) >= 0.5
+        photos = FundusTranslator.load(translator).translate(maps, look_seed=list(range(n)))
+        for i, (m, photo) in enumerate(zip(maps, photos)):
+            tiles += [labelled(grey(m), label if i == 0 else f"seed {i}"), labelled(photo, "photo")]
+    Image.fromarray(grid(np.stack(tiles), columns=2 * n)).save(DOCS / "end2end-vs-sequential.jpg", quality=88)
 
 
 def outlined(photo: np.ndarray, maps: np.ndarray) -> np.ndarray:
@@ -146,5 +163,7 @@ if __name__ == "__main__":
         refine_figure(sys.argv[2:])
     elif sys.argv[1] == "pairs":
         pairs_figure(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "end2end":
+        end2end_figure(sys.argv[2:])
     else:
         samples_figure(sys.argv[2:])

@@ -6,7 +6,7 @@ import torch
 
 from retinagan.checkpoint import save_model
 from retinagan.cli import main
-from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs
+from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs
 from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
 from retinagan.models.pix2pix import Pix2PixConfig, Pix2PixGenerator
 
@@ -86,3 +86,30 @@ def test_pretrained_segmenters_start_from_the_synthetic_ones(drive_like, tmp_pat
     assert main(args + ["--steps", "1", "--conditions", "pretrained"]) == 2
     assert "run synthetic too" in capsys.readouterr().err
     assert main(args + ["--steps", "1", "--conditions", "real,fake"]) == 2
+
+
+def test_translated_condition_photographs_the_real_trees(drive_like, tmp_path, capsys):
+    """The translator's share of the gap: its photos of the real DRIVE trees, labelled with their
+    hand-drawn maps, several looks per tree, each photo reproducible from its own seed."""
+    from retinagan.inference import FundusTranslator
+
+    vessels, translator = _tiny_models(tmp_path)
+    torch.manual_seed(1)
+    looks = [[0.1 + 0.04 * k, 0.3, 0.1, 0.2, 0.1, 0.05] for k in range(20)]  # twenty different looks
+    save_model(translator, Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, appearance_dim=6)).eval(), "pix2pix",
+               appearance_bank=looks)
+    painter = FundusTranslator.load(translator)
+    _, fovs, maps = real_drive_pairs(drive_like, 64)
+    photos, fov, labels = translated_pairs(painter, fovs, maps, looks=2, batch=3)
+    assert photos.shape == (6, 64, 64, 3) and np.array_equal(labels[2], maps[1]) and np.array_equal(fov[5], fovs[2])
+    alone = painter.translate(maps[2:3], fovs[2], look_seed=[5])
+    assert np.array_equal(alone[0], photos[5]) and not np.array_equal(photos[4], photos[5])  # tree 2, looks 4 and 5
+    args = ["evaluate", "synthetic", "--vessels", str(vessels), "--translator", str(translator), "--drive", str(drive_like),
+            "--n", "4", "--seeds", "1", "--steps", "2", "--output", str(tmp_path / "runs"), "--json"]
+    assert main(args + ["--conditions", "real,translated", "--looks", "2"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert {c: s["pairs"] for c, s in result["summary"].items()} == {"real": 3, "translated": 6}
+    assert abs(result["translated_over_real_dice"] - result["summary"]["translated"]["dice_mean"] / result["summary"]["real"]["dice_mean"]) < 1e-9
+    config = json.loads((tmp_path / "runs" / "translated-seed0" / "checkpoint" / "config.json").read_text())
+    assert "photos of the 3 DRIVE training trees (2 looks each)" in config["training_data"]
+    assert main(args + ["--conditions", "translated", "--looks", "0"]) == 2

@@ -8,6 +8,9 @@ Three vessel segmenters, one recipe and one step budget, differing only in their
   pretrained the synthetic segmenter of the same seed fine-tuned on the real pairs with the
              same step budget (synthetic pre-training, the other common way to use synthetic
              data; it has seen twice the steps, so `real` with 2x steps is its fair control);
+  translated the translator's photos of the DRIVE training trees themselves, `looks` looks per
+             tree (the real condition with the camera replaced, the trees held fixed): it
+             separates the translator's share of the synthetic gap from the vessel model's;
 each trained for several seeds and scored on DRIVE test (hand-drawn maps, native resolution,
 inside the FOV). Everything works at the generator's scale: training photos are FOV-cropped to
 the generator's size (256 px), and the segmenter rescales each test photo so its FOV is that
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CONDITIONS = ("real", "synthetic", "mixed", "pretrained")
+CONDITIONS = ("real", "synthetic", "mixed", "pretrained", "translated")
 
 
 def real_drive_pairs(drive_root: str | Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,6 +58,16 @@ def synthetic_pairs(generator, translator, n: int, seed: int = 0, batch: int = 1
     return photos, np.broadcast_to(fov, maps.shape).copy(), maps & fov
 
 
+def translated_pairs(translator, fovs: np.ndarray, maps: np.ndarray, looks: int = 10, batch: int = 16) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The translator's photos of given trees (with their FOV masks), `looks` per tree: photo
+    k*looks + j is tree k with look (and grain) seed k*looks + j -> photos, FOV masks, maps."""
+    trees, fov = np.repeat(maps, looks, axis=0), np.repeat(fovs, looks, axis=0)
+    seeds = list(range(len(trees)))
+    photos = np.concatenate([translator.translate(trees[i : i + batch], fov[i : i + batch], look_seed=seeds[i : i + batch])
+                             for i in range(0, len(trees), batch)])
+    return photos, fov, trees & fov
+
+
 def segmenter_tensors(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     """Photos (N, S, S, 3) uint8 + FOV masks + maps -> the segmenter's inputs and labels, (N, 1, S, S)."""
     from retinagan.data.preprocess import segmenter_input
@@ -66,7 +79,7 @@ def segmenter_tensors(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray) ->
 def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 100, seeds: tuple[int, ...] = (0, 1),
                        steps: int = 600, output: str | Path = "runs/train-on-synthetic", batch_size: int = 16,
                        patch: int = 64, progress: bool = True, real_share: float | None = 0.5,
-                       conditions: tuple[str, ...] = CONDITIONS) -> dict:
+                       conditions: tuple[str, ...] = CONDITIONS, looks: int = 10) -> dict:
     """Train the segmenters of `conditions` per seed and score each on DRIVE test; returns every
     run and, per condition, the mean and spread over seeds, with synthetic / real and mixed -
     real (and pretrained - real) where both were run."""
@@ -82,17 +95,21 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     if "pretrained" in conditions and "synthetic" not in conditions:
         raise ValueError("the pretrained condition starts from the synthetic segmenters: run synthetic too")
     conditions = tuple(c for c in CONDITIONS if c in conditions)  # synthetic before pretrained
+    if "translated" in conditions and looks < 1:
+        raise ValueError(f"looks must be at least 1, not {looks}")
     if real_share is not None and not 0 < real_share < 1:
         raise ValueError(f"real_share must be within 0-1 (exclusive), not {real_share}")
     size = translator.size
-    real = segmenter_tensors(*real_drive_pairs(drive_root, size))
-    synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n)) if conditions != ("real",) else real
+    photos, fovs, maps = real_drive_pairs(drive_root, size)
+    real = segmenter_tensors(photos, fovs, maps)
+    synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n)) if {"synthetic", "mixed"} & set(conditions) else real
     repeats = 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(synthetic[0]) / len(real[0])))
     sets = {
         "real": real,
         "synthetic": synthetic,
         "mixed": (torch.cat([real[0].repeat(repeats, 1, 1, 1), synthetic[0]]), torch.cat([real[1].repeat(repeats, 1, 1, 1), synthetic[1]])),
         "pretrained": real,
+        "translated": segmenter_tensors(*translated_pairs(translator, fovs, maps, looks)) if "translated" in conditions else real,
     }
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
@@ -100,6 +117,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     }
     described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
     described["pretrained"] = f"{described['real']}, fine-tuned from the segmenter trained on {described['synthetic']}"
+    described["translated"] = f"the translator's photos of the {len(maps)} DRIVE training trees ({looks} looks each), with their hand-drawn maps"
     runs = []
     jobs = [(condition, seed) for seed in seeds for condition in conditions]
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
@@ -132,6 +150,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         "synthetic_pairs": n,
         "mixed_real_repeats": repeats,
         "mixed_real_share": repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])),
+        "translated_looks": looks,
         "summary": summary,
         **compared(summary),
         "runs": runs,
@@ -139,13 +158,14 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
 
 
 def compared(summary: dict) -> dict:
-    """synthetic / real, mixed - real and pretrained - real Dice, for the conditions present."""
+    """synthetic / real, translated / real, mixed - real and pretrained - real Dice, for the conditions present."""
     out = {}
     if "real" not in summary:
         return out
     real = summary["real"]["dice_mean"]
-    if "synthetic" in summary:
-        out["synthetic_over_real_dice"] = summary["synthetic"]["dice_mean"] / max(real, 1e-9)
+    for condition in ("synthetic", "translated"):
+        if condition in summary:
+            out[f"{condition}_over_real_dice"] = summary[condition]["dice_mean"] / max(real, 1e-9)
     for condition in ("mixed", "pretrained"):
         if condition in summary:
             out[f"{condition}_minus_real_dice"] = summary[condition]["dice_mean"] - real
