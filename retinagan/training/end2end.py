@@ -16,8 +16,9 @@ generator_side, discriminator_side): lesion-map inputs, the grade classifier, th
 PatchGAN and the low-pass L1 work here as there, with the same flags. Both stages can start
 from trained checkpoints (--init-vessels, --init-translator): their configs then replace
 --model and --translator-model (a translator that takes lesion maps gets the detector's maps
-of the real photos, as in its own loop; the drawn tree keeps the real tree's lesion maps). The run writes checkpoint/vessels
-(an AAE) and checkpoint/translator (a pix2pix), which every other command takes as they are.
+of the real photos, as in its own loop; the drawn tree keeps the real tree's lesion maps). The
+run writes checkpoint/vessels (an AAE) and checkpoint/translator (a pix2pix), which every other
+command takes as they are.
 """
 from __future__ import annotations
 
