@@ -303,10 +303,10 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
     to end: the autoencoder's reconstruction); the real pair keeps the real map. cfg carries
     l1_weight, l1_lowpass, l1_detail_weight, lesion_l1_weight and grade_weight.
     -> (loss to minimise, the photos, the (real, drawn) conditions the discriminator judges, logs)."""
-    real_condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
+    real_condition = condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
     if drawn is not None:
         inputs = torch.cat([drawn.to(inputs.dtype), inputs[:, 1:]], dim=1)
-    condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)
+        condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)
     grades_d = grades if disc.grades > 0 else None
     fake = generator(inputs, grades, looks)
     disc.requires_grad_(False)
