@@ -24,6 +24,11 @@ def labelled(image: np.ndarray, text: str) -> np.ndarray:
     return np.asarray(out)
 
 
+def grey(vessels: np.ndarray) -> np.ndarray:
+    """A (H, W) vessel map (bool or 0-1) as a (H, W, 3) uint8 tile."""
+    return (np.repeat(vessels[..., None], 3, 2) * 255).astype(np.uint8)
+
+
 def segmenter_figure() -> None:
     from skimage import data
 
@@ -43,7 +48,7 @@ def samples_figure(checkpoints: list[str], n: int = 6) -> None:
     rows = []
     for folder in checkpoints:
         maps = VesselGenerator.load(folder).sample(list(range(n)))
-        tiles = [labelled((np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8), Path(folder).name if i == 0 else f"seed {i}") for i, m in enumerate(maps)]
+        tiles = [labelled(grey(m), Path(folder).name if i == 0 else f"seed {i}") for i, m in enumerate(maps)]
         rows.extend(tiles)
     Image.fromarray(grid(np.stack(rows), columns=n)).save(DOCS / "stage1-samples.png")
 
@@ -59,7 +64,6 @@ def pairs_figure(vessel_checkpoint: str, translator: str, n: int = 5) -> None:
     painter = FundusTranslator.load(translator)
     real = prepare_arrays(data.retina(), None, None, Segmenter.load(DEFAULT_SEGMENTER), painter.size)
     made = painter.translate(real["vessels"][None], real["fov"])[0]
-    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
     top = [labelled(real["images"] * real["fov"][..., None], "skimage photo"), labelled(grey(real["vessels"]), "its tree"), labelled(made, "translated")]
     maps = VesselGenerator.load(vessel_checkpoint).sample(list(range(n))) >= 0.5
     photos = painter.translate(maps, look_seed=list(range(n)))
@@ -74,7 +78,6 @@ def end2end_figure(pairs: list[str], n: int = 4) -> None:
     side, one row per pair, so joint and sequential training show on the same seeds."""
     from retinagan.inference import FundusTranslator, VesselGenerator
 
-    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
     tiles = []
     for spec in pairs:
         label, _, folders = spec.partition("=")
@@ -141,7 +144,6 @@ def refine_figure(checkpoints: list[str]) -> None:
     from retinagan.metrics.segmentation import dice
     from retinagan.pipeline import prepare_arrays
 
-    grey = lambda m: (np.repeat(m[..., None], 3, 2) * 255).astype(np.uint8)  # noqa: E731
     tiles = []
     for folder in checkpoints:
         generator = VesselGenerator.load(folder)
