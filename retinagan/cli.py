@@ -94,7 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev_syn.add_argument("--real-share", type=float, default=0.5, help="mixed: real pairs repeated to about this share of the draws (0: each pair once)")
     ev_syn.add_argument("--conditions", default="real,synthetic,mixed,pretrained",
                         help="which segmenters: real, synthetic, mixed (both sets), pretrained (synthetic's, fine-tuned on the real pairs), "
-                             "translated (the translator's photos of the real DRIVE trees, --looks per tree: the translator's share of the gap)")
+                             "translated (the translator's photos of the real DRIVE trees, --looks per tree: the translator's share of the gap), "
+                             "augmented (real + translated, the real repeated as for mixed)")
     ev_syn.add_argument("--looks", type=int, default=10, help="translated: photos (looks) per real tree")
     ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
     ev_syn.add_argument("--json", action="store_true")
@@ -264,7 +265,8 @@ def cmd_evaluate(args) -> int:
             for condition, row in result["summary"].items():
                 print(f"{condition:>10}: {row['pairs']:4d} pairs, Dice {row['dice_mean']:.4f} ± {row['dice_std']:.4f}, "
                       f"AUC {row['auc_mean']:.4f} ± {row['auc_std']:.4f}")
-            for key in ("synthetic_over_real_dice", "translated_over_real_dice", "mixed_minus_real_dice", "pretrained_minus_real_dice"):
+            for key in ("synthetic_over_real_dice", "translated_over_real_dice", "mixed_minus_real_dice", "pretrained_minus_real_dice",
+                        "augmented_minus_real_dice"):
                 if key in result:
                     print(f"{key.replace('_', ' ')}: {result[key]:+.4f}")
             return 0

@@ -112,4 +112,13 @@ def test_translated_condition_photographs_the_real_trees(drive_like, tmp_path, c
     assert abs(result["translated_over_real_dice"] - result["summary"]["translated"]["dice_mean"] / result["summary"]["real"]["dice_mean"]) < 1e-9
     config = json.loads((tmp_path / "runs" / "translated-seed0" / "checkpoint" / "config.json").read_text())
     assert "photos of the 3 DRIVE training trees (2 looks each)" in config["training_data"]
+    assert main(args + ["--conditions", "real,augmented", "--looks", "2", "--real-share", "0.5"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["summary"]["augmented"]["pairs"] == 2 * 3 + 6 and result["augmented_real_repeats"] == 2  # real repeated to half the draws
+    assert abs(result["augmented_minus_real_dice"] - (result["summary"]["augmented"]["dice_mean"] - result["summary"]["real"]["dice_mean"])) < 1e-9
+    config = json.loads((tmp_path / "runs" / "augmented-seed0" / "checkpoint" / "config.json").read_text())
+    assert "(each 2x) + the translator's photos of the 3 DRIVE training trees" in config["training_data"]
+    assert main(args + ["--conditions", "augmented", "--looks", "2", "--real-share", "0"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["augmented"]["pairs"] == 3 + 6
     assert main(args + ["--conditions", "translated", "--looks", "0"]) == 2
+    assert main(args + ["--conditions", "augmented", "--looks", "0"]) == 2

@@ -11,6 +11,9 @@ Three vessel segmenters, one recipe and one step budget, differing only in their
   translated the translator's photos of the DRIVE training trees themselves, `looks` looks per
              tree (the real condition with the camera replaced, the trees held fixed): it
              separates the translator's share of the synthetic gap from the vessel model's;
+  augmented  the real pairs plus the translated ones, the real repeated as in mixed (real_share
+             of the draws; None: each pair once): the translator as an augmentation of
+             annotated trees, new cameras for real trees;
 each trained for several seeds and scored on DRIVE test (hand-drawn maps, native resolution,
 inside the FOV). Everything works at the generator's scale: training photos are FOV-cropped to
 the generator's size (256 px), and the segmenter rescales each test photo so its FOV is that
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-CONDITIONS = ("real", "synthetic", "mixed", "pretrained", "translated")
+CONDITIONS = ("real", "synthetic", "mixed", "pretrained", "translated", "augmented")
 
 
 def real_drive_pairs(drive_root: str | Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -95,7 +98,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     if "pretrained" in conditions and "synthetic" not in conditions:
         raise ValueError("the pretrained condition starts from the synthetic segmenters: run synthetic too")
     conditions = tuple(c for c in CONDITIONS if c in conditions)  # synthetic before pretrained
-    if "translated" in conditions and looks < 1:
+    if {"translated", "augmented"} & set(conditions) and looks < 1:
         raise ValueError(f"looks must be at least 1, not {looks}")
     if real_share is not None and not 0 < real_share < 1:
         raise ValueError(f"real_share must be within 0-1 (exclusive), not {real_share}")
@@ -103,14 +106,12 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     photos, fovs, maps = real_drive_pairs(drive_root, size)
     real = segmenter_tensors(photos, fovs, maps)
     synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n)) if {"synthetic", "mixed"} & set(conditions) else real
-    repeats = 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(synthetic[0]) / len(real[0])))
-    sets = {
-        "real": real,
-        "synthetic": synthetic,
-        "mixed": (torch.cat([real[0].repeat(repeats, 1, 1, 1), synthetic[0]]), torch.cat([real[1].repeat(repeats, 1, 1, 1), synthetic[1]])),
-        "pretrained": real,
-        "translated": segmenter_tensors(*translated_pairs(translator, fovs, maps, looks)) if "translated" in conditions else real,
-    }
+    translated = segmenter_tensors(*translated_pairs(translator, fovs, maps, looks)) if {"translated", "augmented"} & set(conditions) else real
+    repeats_for = lambda other: 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(other[0]) / len(real[0])))  # noqa: E731
+    with_real = lambda other: tuple(torch.cat([r.repeat(repeats_for(other), 1, 1, 1), o]) for r, o in zip(real, other))  # noqa: E731
+    repeats = repeats_for(synthetic)
+    sets = {"real": real, "synthetic": synthetic, "mixed": with_real(synthetic), "pretrained": real, "translated": translated,
+            "augmented": with_real(translated)}
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
         "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1}) through a pix2pix translator",
@@ -118,6 +119,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
     described["pretrained"] = f"{described['real']}, fine-tuned from the segmenter trained on {described['synthetic']}"
     described["translated"] = f"the translator's photos of the {len(maps)} DRIVE training trees ({looks} looks each), with their hand-drawn maps"
+    described["augmented"] = f"{described['real']} (each {repeats_for(translated)}x) + {described['translated']}"
     runs = []
     jobs = [(condition, seed) for seed in seeds for condition in conditions]
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
@@ -151,6 +153,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         "mixed_real_repeats": repeats,
         "mixed_real_share": repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])),
         "translated_looks": looks,
+        "augmented_real_repeats": repeats_for(translated),
         "summary": summary,
         **compared(summary),
         "runs": runs,
@@ -166,7 +169,7 @@ def compared(summary: dict) -> dict:
     for condition in ("synthetic", "translated"):
         if condition in summary:
             out[f"{condition}_over_real_dice"] = summary[condition]["dice_mean"] / max(real, 1e-9)
-    for condition in ("mixed", "pretrained"):
+    for condition in ("mixed", "pretrained", "augmented"):
         if condition in summary:
             out[f"{condition}_minus_real_dice"] = summary[condition]["dice_mean"] - real
     return out
