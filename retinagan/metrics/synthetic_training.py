@@ -1,6 +1,6 @@
 """Train on synthetic, test on real: the field's headline check of a synthetic-pair generator.
 
-Three vessel segmenters, one recipe and one step budget, differing only in their training pairs:
+Vessel segmenters of one recipe and one step budget, differing only in their training pairs:
   real       the DRIVE training photos with their hand-drawn maps,
   synthetic  N generated pairs (a vessel model's samples -> the translator's photos of them),
   mixed      both together, the real pairs repeated so they make about `real_share` of the
@@ -17,7 +17,7 @@ Three vessel segmenters, one recipe and one step budget, differing only in their
 each trained for several seeds and scored on DRIVE test (hand-drawn maps, native resolution,
 inside the FOV). Everything works at the generator's scale: training photos are FOV-cropped to
 the generator's size (256 px), and the segmenter rescales each test photo so its FOV is that
-wide, so the three compare like with like (the shipped segmenter, trained at DRIVE's native
+wide, so all compare like with like (the shipped segmenter, trained at DRIVE's native
 scale, is not one of them). Dice at threshold 0.5 (choosing one on real photos would hand the
 synthetic-only model real data) and AUC (threshold-free).
 """
