@@ -14,10 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retinagan.inference import Segmenter  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import score_drive  # noqa: E402
-from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors  # noqa: E402
-from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter  # noqa: E402
+from retinagan.metrics.synthetic_training import fit_and_score, real_drive_pairs, segmenter_tensors  # noqa: E402
 
 
 def main() -> None:
@@ -29,11 +26,9 @@ def main() -> None:
     parser.add_argument("--output", default="runs/pretrained-from-translated")
     args = parser.parse_args()
     real = segmenter_tensors(*real_drive_pairs(args.drive, 256))
-    cfg = SegmenterTrainConfig(output=f"{args.output}/seed{args.seed}", steps=args.steps, batch_size=16, patch=64, seed=args.seed,
-                               device="cpu", log_every=50, init=f"{args.runs}/translated-seed{args.seed}/checkpoint")
-    cfg.model.fov_width = 256  # as in evaluate synthetic: the FOV spans the image
-    folder = fit_segmenter(cfg, *real, "DRIVE training split (20 photos) at 256 px, fine-tuned from the translated segmenter", progress=False)
-    score = score_drive(Segmenter.load(folder), args.drive, "test", threshold=0.5, progress=False)
+    score = fit_and_score(*real, "DRIVE training split (20 photos) at 256 px, fine-tuned from the translated segmenter",
+                          f"{args.output}/seed{args.seed}", args.drive, args.seed, args.steps,
+                          init=f"{args.runs}/translated-seed{args.seed}/checkpoint")
     print(json.dumps({"seed": args.seed, "dice": score["dice"], "auc": score["auc"]}))
 
 

@@ -79,6 +79,22 @@ def segmenter_tensors(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray) ->
     return torch.from_numpy(inputs).float()[:, None], torch.from_numpy(np.asarray(maps, dtype=np.float32))[:, None]
 
 
+def fit_and_score(images: torch.Tensor, labels: torch.Tensor, described: str, output: str | Path, drive_root: str | Path, seed: int,
+                  steps: int, batch_size: int = 16, patch: int = 64, init: str = "") -> dict:
+    """One segmenter of the protocol: trained on these pairs (from init's weights, if given) into
+    output, scored on DRIVE test -> {"dice", "auc", "checkpoint"}."""
+    from retinagan.inference import Segmenter
+    from retinagan.metrics.evaluate_segmenter import score_drive
+    from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter
+
+    cfg = SegmenterTrainConfig(output=str(output), steps=steps, batch_size=batch_size, patch=patch, seed=seed, device="cpu",
+                               log_every=max(1, min(50, steps)), init=init)
+    cfg.model.fov_width = images.shape[-1]  # prepared and generated photos: the FOV spans the image
+    folder = fit_segmenter(cfg, images, labels, described, progress=False)
+    score = score_drive(Segmenter.load(folder), drive_root, "test", threshold=0.5, progress=False)
+    return {"dice": score["dice"], "auc": score["auc"], "checkpoint": str(folder)}
+
+
 def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 100, seeds: tuple[int, ...] = (0, 1),
                        steps: int = 600, output: str | Path = "runs/train-on-synthetic", batch_size: int = 16,
                        patch: int = 64, progress: bool = True, real_share: float | None = 0.5,
@@ -87,10 +103,6 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     run and, per condition, the mean and spread over seeds, with synthetic / real and mixed -
     real (and pretrained - real) where both were run."""
     from tqdm import tqdm
-
-    from retinagan.inference import Segmenter
-    from retinagan.metrics.evaluate_segmenter import score_drive
-    from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter
 
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
@@ -125,15 +137,10 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
         bar.set_postfix(run=f"{condition} seed {seed}")
         init = str(Path(output) / f"synthetic-seed{seed}" / "checkpoint") if condition == "pretrained" else ""
-        cfg = SegmenterTrainConfig(output=str(Path(output) / f"{condition}-seed{seed}"), steps=steps, batch_size=batch_size,
-                                   patch=patch, seed=seed, device="cpu", log_every=max(1, min(50, steps)), init=init)
-        cfg.model.fov_width = size  # prepared and generated photos: the FOV spans the image
         images, labels = sets[condition]
-        folder = fit_segmenter(cfg, images, labels, described[condition], progress=False)
-        segmenter = Segmenter.load(folder)
-        score = score_drive(segmenter, drive_root, "test", threshold=0.5, progress=False)
-        runs.append({"condition": condition, "seed": seed, "pairs": len(images), "dice": score["dice"], "auc": score["auc"],
-                     "checkpoint": str(folder)})
+        score = fit_and_score(images, labels, described[condition], Path(output) / f"{condition}-seed{seed}", drive_root, seed,
+                              steps, batch_size, patch, init)
+        runs.append({"condition": condition, "seed": seed, "pairs": len(images), **score})
     summary = {}
     for condition in conditions:
         rows = [r for r in runs if r["condition"] == condition]
