@@ -120,10 +120,10 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     synthetic = segmenter_tensors(*synthetic_pairs(generator, translator, n)) if {"synthetic", "mixed"} & set(conditions) else real
     translated = segmenter_tensors(*translated_pairs(translator, fovs, maps, looks)) if {"translated", "augmented"} & set(conditions) else real
     repeats_for = lambda other: 1 if real_share is None else max(1, round(real_share / (1 - real_share) * len(other[0]) / len(real[0])))  # noqa: E731
-    with_real = lambda other: tuple(torch.cat([r.repeat(repeats_for(other), 1, 1, 1), o]) for r, o in zip(real, other))  # noqa: E731
-    repeats = repeats_for(synthetic)
-    sets = {"real": real, "synthetic": synthetic, "mixed": with_real(synthetic), "pretrained": real, "translated": translated,
-            "augmented": with_real(translated)}
+    with_real = lambda other, times: tuple(torch.cat([r.repeat(times, 1, 1, 1), o]) for r, o in zip(real, other))  # noqa: E731
+    repeats, augmented_repeats = repeats_for(synthetic), repeats_for(translated)
+    sets = {"real": real, "synthetic": synthetic, "mixed": with_real(synthetic, repeats), "pretrained": real, "translated": translated,
+            "augmented": with_real(translated, augmented_repeats)}
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
         "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1}) through a pix2pix translator",
@@ -131,7 +131,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
     described["pretrained"] = f"{described['real']}, fine-tuned from the segmenter trained on {described['synthetic']}"
     described["translated"] = f"the translator's photos of the {len(maps)} DRIVE training trees ({looks} looks each), with their hand-drawn maps"
-    described["augmented"] = f"{described['real']} (each {repeats_for(translated)}x) + {described['translated']}"
+    described["augmented"] = f"{described['real']} (each {augmented_repeats}x) + {described['translated']}"
     runs = []
     jobs = [(condition, seed) for seed in seeds for condition in conditions]
     for condition, seed in (bar := tqdm(jobs, desc="train on synthetic", unit="run", disable=not progress)):
@@ -160,7 +160,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         "mixed_real_repeats": repeats,
         "mixed_real_share": repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])),
         "translated_looks": looks,
-        "augmented_real_repeats": repeats_for(translated),
+        "augmented_real_repeats": augmented_repeats,
         "summary": summary,
         **compared(summary),
         "runs": runs,
@@ -168,7 +168,7 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
 
 
 def compared(summary: dict) -> dict:
-    """synthetic / real, translated / real, mixed - real and pretrained - real Dice, for the conditions present."""
+    """synthetic / real, translated / real, mixed - real, pretrained - real and augmented - real Dice, for the conditions present."""
     out = {}
     if "real" not in summary:
         return out
