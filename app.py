@@ -28,6 +28,9 @@ from retinagan.visual import grid, overlay  # noqa: E402
 
 MAX_UPLOAD = "40mb"
 SLIDERS = 6  # latent-direction sliders shown (a model's atlas may offer fewer)
+FINE_LABEL = "Fine vessels (procedural)"
+FINE_INFO = ("thins the model's tree and grows the thin vessels the models leave out, by rule, not learnt "
+             "(retinagan.fine_vessels); the same seed grows the same branches")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
@@ -114,16 +117,18 @@ def _no_models() -> str:
 
 
 # --- Generate -------------------------------------------------------------------------------
-def generate(seed, grade, model, *offsets, fov_height=1.0):
+def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
     """(seed, grade, model[, slider offsets]) -> (vessel map, fundus photo, message)."""
     try:
         ex = explorer()
         if not model:
             return None, None, _no_models()
-        vessels, photo, _ = ex.generate(model, int(seed), _grade(grade), [float(o) for o in offsets], fov_height)
+        vessels, photo, _ = ex.generate(model, int(seed), _grade(grade), [float(o) for o in offsets], fov_height,
+                                        fine_vessels=bool(fine_vessels))
     except (RetinaganError, ValueError) as exc:
         return None, None, _error(exc)
-    note = f"{model}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
+    source = f"{model} + procedural fine vessels" if fine_vessels else model
+    note = f"{source}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
     if photo is None:
         note += " (no translator in the checkpoints folder: vessel tree only)"
     elif _grade(grade) is not None and not explorer().translator().grades:
@@ -131,9 +136,9 @@ def generate(seed, grade, model, *offsets, fov_height=1.0):
     return vessels.astype(np.uint8) * 255, photo, note
 
 
-def generate_files(seed, grade, model, *offsets, fov_height=1.0):
+def generate_files(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
     """generate() with the images as fast-encoded PNG files (the live Generate tab)."""
-    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height)
+    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height, fine_vessels=fine_vessels)
     return png_file(vessels), png_file(photo), note
 
 
@@ -457,15 +462,17 @@ def _render(base: dict, lesions: list) -> np.ndarray:
 
 
 # --- Export -----------------------------------------------------------------------------------
-def export(model, n, seed, grades, progress=gr.Progress()):
+def export(model, n, seed, grades, fine_vessels=False, progress=gr.Progress()):
     try:
         if not model:
             return None, _no_models()
         chosen = [_grade(g) for g in grades] if grades else None
-        path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d))
+        path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
+                                     fine_vessels=bool(fine_vessels))
     except (RetinaganError, ValueError) as exc:
         return None, _error(exc)
-    return str(path), f"{int(n)} pairs from {model}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
+    source = f"{model} with procedural fine vessels" if fine_vessels else model
+    return str(path), f"{int(n)} pairs from {source}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
 
 
 # --- Segment (kept from the first release) --------------------------------------------------------
@@ -501,6 +508,7 @@ def build_ui() -> gr.Blocks:
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                     fov_height = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
+                    fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="gen-fine")
                     with gr.Row():
                         shuffle = gr.Button("Random seed")
                         save = gr.Button("Download pair")
@@ -515,10 +523,10 @@ def build_ui() -> gr.Blocks:
                     download = gr.File(label="Pair (zip)")
             inputs = [seed, grade, model, *sliders]
             outputs = [vessels, photo, message]
-            run = lambda s, g, m, *o_and_h: generate_files(s, g, m, *o_and_h[:-1], fov_height=o_and_h[-1])  # noqa: E731
-            for control in (seed, grade, *sliders, fov_height):
-                control.change(run, inputs + [fov_height], outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
-            model.change(slider_updates, model, sliders).then(run, inputs + [fov_height], outputs, api_visibility="undocumented")
+            run = lambda s, g, m, *rest: generate_files(s, g, m, *rest[:-2], fov_height=rest[-2], fine_vessels=rest[-1])  # noqa: E731
+            for control in (seed, grade, *sliders, fov_height, fine):
+                control.change(run, inputs + [fov_height, fine], outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
+            model.change(slider_updates, model, sliders).then(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
             shuffle.click(random_seed, None, seed, api_visibility="undocumented")
             reset.click(lambda: [0] * SLIDERS, None, sliders, api_visibility="undocumented")
             save.click(save_pair, [vessels, photo], download, api_visibility="undocumented")
@@ -615,10 +623,11 @@ def build_ui() -> gr.Blocks:
                 e_n = gr.Number(value=16, precision=0, label="Pairs", elem_id="export-n")
                 e_seed = gr.Number(value=0, precision=0, label="First seed")
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
+            e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
             e_message = gr.Markdown(elem_id="export-message")
-            e_button.click(export, [e_model, e_n, e_seed, e_grades], [e_file, e_message], api_name="export")
+            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
             with gr.Row():
@@ -633,7 +642,7 @@ def build_ui() -> gr.Blocks:
             outs = [s_photo, s_vessels, combined, s_message]
             upload.change(segment_upload, upload, outs, api_name="segment")
             example.click(lambda: segment_upload(example_photo_path()), None, outs, api_name="segment_example")
-        demo.load(run, inputs + [fov_height], outputs, api_visibility="undocumented")
+        demo.load(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
     return demo
 
 

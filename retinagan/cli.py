@@ -34,6 +34,9 @@ def _trainers() -> dict:
     }
 
 
+FINE_HELP = "add procedural fine vessels to the sampled trees (retinagan.fine_vessels: thinned, with branches grown by rule)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m retinagan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -74,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also score reconstructions from codes refined this many steps through the decoder, "
                              "as the app encodes real trees (default: the app's steps, 100; 0: encoder only)")
     ev_ves.add_argument("--json", action="store_true")
+    ev_ves.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
     ev_ves.add_argument("--store", action="store_true", help="also write the result into the checkpoint's config.json metrics")
     ev_fun = targets.add_parser("fundus", help="FID/KID against real photos, vessel fidelity, anatomy checks of a pix2pix")
     ev_fun.add_argument("--checkpoint", required=True, help="a pix2pix checkpoint folder")
@@ -83,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_fun.add_argument("--seed", type=int, default=0)
     ev_fun.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for vessel fidelity")
     ev_fun.add_argument("--json", action="store_true")
+    ev_fun.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
     ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
     ev_syn = targets.add_parser("synthetic", help="train on synthetic, test on real: segmenters trained on real / synthetic / both pairs, scored on DRIVE test")
     ev_syn.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -99,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_syn.add_argument("--looks", type=int, default=10, help="translated: photos (looks) per real tree")
     ev_syn.add_argument("--output", default="runs/train-on-synthetic", help="folder for the segmenters trained")
     ev_syn.add_argument("--json", action="store_true")
+    ev_syn.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
     ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
     ev_con.add_argument("--translator", default="checkpoints/pix2pix-grade", help="a pix2pix checkpoint trained with grades and lesion maps")
     ev_con.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -109,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_con.add_argument("--placement", type=int, default=50, help="photos with random requested lesions (6 each)")
     ev_con.add_argument("--seed", type=int, default=0)
     ev_con.add_argument("--json", action="store_true")
+    ev_con.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
     ev_con.add_argument("--store", action="store_true", help="write the scores into the translator's config.json")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
@@ -130,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, default=16, help="number of samples")
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
+    gen.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
 
     atlas = commands.add_parser("atlas", help="precompute a vessel model's latent atlas for the app (UMAP map, labelled directions)")
     atlas.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder (the atlas is written into it)")
@@ -221,27 +229,28 @@ def cmd_evaluate(args) -> int:
 
         result = score_drive(Segmenter.load(args.checkpoint), args.drive, "test", args.threshold)
     elif args.target == "vessels":
-        from retinagan.inference import REFINE_STEPS, VesselGenerator
+        from retinagan.inference import REFINE_STEPS, load_vessel_generator
         from retinagan.metrics.evaluate_vessels import evaluate_generator
 
         if args.refine is not None and args.refine < 0:
             raise RetinaganError(f"--refine takes a number of steps >= 0, not {args.refine}")
-        generator = VesselGenerator.load(args.checkpoint)
+        generator = load_vessel_generator(args.checkpoint, args.fine_vessels)
         train_data = generator.config.get("train_config", {}).get("data")
         result = evaluate_generator(generator, args.drive, args.n, args.seed, train_data,
                                     REFINE_STEPS if args.refine is None else args.refine)
+        result["fine_vessels"] = args.fine_vessels
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.checkpoint, {"evaluate_vessels": result})
+            update_metrics(args.checkpoint, {"evaluate_vessels_fine" if args.fine_vessels else "evaluate_vessels": result})
     elif args.target == "fundus":
-        from retinagan.inference import FundusTranslator, Segmenter, VesselGenerator
+        from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
         from retinagan.metrics.evaluate_fundus import evaluate_translator
 
         translator = FundusTranslator.load(args.checkpoint)
         segmenter = Segmenter.load(args.segmenter)
         prepared = _real_set(args.real, segmenter, translator.size)
-        generator = VesselGenerator.load(args.vessels) if args.vessels else None
+        generator = load_vessel_generator(args.vessels, args.fine_vessels) if args.vessels else None
         holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
         result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every)
         if args.store:
@@ -249,14 +258,14 @@ def cmd_evaluate(args) -> int:
 
             update_metrics(args.checkpoint, {"evaluate_fundus": result})
     elif args.target == "synthetic":
-        from retinagan.inference import FundusTranslator, VesselGenerator
+        from retinagan.inference import FundusTranslator, load_vessel_generator
         from retinagan.metrics.synthetic_training import train_on_synthetic
 
         if not 0 <= args.real_share < 1:
             raise RetinaganError(f"--real-share must be within 0-1 (0: each pair once), not {args.real_share}")
         conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
         try:
-            result = train_on_synthetic(VesselGenerator.load(args.vessels), FundusTranslator.load(args.translator), args.drive,
+            result = train_on_synthetic(load_vessel_generator(args.vessels, args.fine_vessels), FundusTranslator.load(args.translator), args.drive,
                                         args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None,
                                         conditions=conditions, looks=args.looks)
         except ValueError as exc:  # conditions, sizes
@@ -271,7 +280,7 @@ def cmd_evaluate(args) -> int:
                     print(f"{key.replace('_', ' ')}: {result[key]:+.4f}")
             return 0
     elif args.target == "control":
-        from retinagan.inference import FundusTranslator, VesselGenerator
+        from retinagan.inference import FundusTranslator, load_vessel_generator
         from retinagan.metrics.control import evaluate_control
 
         translator = FundusTranslator.load(args.translator)
@@ -282,7 +291,7 @@ def cmd_evaluate(args) -> int:
             segmenter = None if args.real.endswith(".npz") else Segmenter.load(args.segmenter)
             prepared = _real_set(args.real, segmenter, translator.size)
         try:
-            result = evaluate_control(translator, VesselGenerator.load(args.vessels), prepared, args.n, args.placement, args.seed)
+            result = evaluate_control(translator, load_vessel_generator(args.vessels, args.fine_vessels), prepared, args.n, args.placement, args.seed)
         except ValueError as exc:
             raise RetinaganError(str(exc)) from None
         if args.store:
@@ -333,11 +342,11 @@ def cmd_export(args) -> int:
 
 def cmd_generate(args) -> int:
     from retinagan.export import export_samples
-    from retinagan.inference import FundusTranslator, VesselGenerator, fov_disc
+    from retinagan.inference import FINE_SUFFIX, FundusTranslator, fov_disc, load_vessel_generator
 
     if args.n < 1:
         raise RetinaganError("--n must be at least 1")
-    generator = VesselGenerator.load(args.checkpoint)
+    generator = load_vessel_generator(args.checkpoint, args.fine_vessels)
     translator = FundusTranslator.load(args.translator) if args.translator else None
     if translator is None and (args.grade is not None or args.noise or args.lesions):
         raise RetinaganError("--grade, --lesions and --noise need --translator")
@@ -362,7 +371,7 @@ def cmd_generate(args) -> int:
         raise RetinaganError("--fov-height must be within 0.5-1")
     fov = fov_disc(translator.size, args.fov_height) if translator is not None else None
     written = export_samples(
-        generator, Path(args.checkpoint).name, args.seed, args.n, Path(args.output),
+        generator, Path(args.checkpoint).name + (FINE_SUFFIX if args.fine_vessels else ""), args.seed, args.n, Path(args.output),
         translator=translator, translator_name=Path(args.translator).name if args.translator else "",
         grades=[args.grade], fov=fov, noise=args.noise, lesions=lesions,
     )

@@ -163,12 +163,14 @@ class Explorer:
         order = ["aae-lsgan-128", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
         return sorted(self.vessel_models, key=lambda n: (order.index(n) if n in order else len(order), n))
 
-    def generator(self, name: str):
-        from retinagan.inference import VesselGenerator
+    def generator(self, name: str, fine_vessels: bool = False):
+        """The model `name`; fine_vessels: wrapped so its samples get procedural fine vessels."""
+        from retinagan.inference import FineVesselGenerator, VesselGenerator
 
         if name not in self.vessel_models:
             raise RetinaganError(f"no vessel model {name!r} in {self.root} (have: {', '.join(self.names()) or 'none'})")
-        return self._load(("vessels", name), lambda: VesselGenerator.load(self.root / name))
+        base = self._load(("vessels", name), lambda: VesselGenerator.load(self.root / name))
+        return self._load(("fine", name), lambda: FineVesselGenerator(base)) if fine_vessels else base
 
     def translator(self):
         from retinagan.inference import FundusTranslator
@@ -253,10 +255,15 @@ class Explorer:
         return translator.insert(photo, np.asarray(vessels) > 0, lesions, fov, grade)
 
     def generate(self, name: str, seed: int, grade: int | None = None, offsets: list[float] | None = None,
-                 fov_height: float = 1.0, lesions: list[Lesion] | None = None) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-        """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,))."""
+                 fov_height: float = 1.0, lesions: list[Lesion] | None = None,
+                 fine_vessels: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+        """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,)). fine_vessels: the
+        decoded tree thinned and given fine vessels grown with `seed` (retinagan.fine_vessels), so
+        moving a slider keeps the same growth and reshapes only what the model draws."""
         z = self.code(name, seed, offsets)
         vessels = self.decode(name, z)
+        if fine_vessels:
+            vessels = self.generator(name, fine_vessels=True).add_fine(vessels, [int(seed)])
         photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed))
         return vessels[0], None if photos is None else photos[0], z
 
@@ -319,18 +326,18 @@ class Explorer:
         return codes, self.decode(name, codes)
 
     # --- export -------------------------------------------------------------------------------
-    def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None) -> Path:
+    def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False) -> Path:
         """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
-        The pairs are those `python -m retinagan generate` makes (retinagan.export)."""
+        The pairs are those `python -m retinagan generate [--fine-vessels]` makes (retinagan.export)."""
         from retinagan.export import export_samples
-        from retinagan.inference import fov_disc
+        from retinagan.inference import FINE_SUFFIX, fov_disc
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
         translator = self.translator()
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
         export_samples(
-            self.generator(name), name, seed, n, folder, translator=translator,
+            self.generator(name, fine_vessels), name + (FINE_SUFFIX if fine_vessels else ""), seed, n, folder, translator=translator,
             translator_name=self.translator_name if translator is not None else "", grades=grades or None,
             fov=fov_disc(translator.size) if translator is not None else None, progress=progress,
         )
@@ -338,7 +345,7 @@ class Explorer:
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
-                    archive.write(path, f"retinagan-{name}-seed{seed}/{path.relative_to(folder)}")
+                    archive.write(path, f"retinagan-{name}{'-fine-vessels' if fine_vessels else ''}-seed{seed}/{path.relative_to(folder)}")
         return target
 
     def model_table(self) -> list[dict]:

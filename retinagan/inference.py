@@ -10,6 +10,7 @@ from scipy import ndimage
 
 from retinagan.checkpoint import load_model
 from retinagan.data.preprocess import fov_box, fov_mask, resize, segmenter_input
+from retinagan.fine_vessels import FineVesselConfig, add_fine_vessels
 from retinagan.lesions import Lesion, compose_for_grade, edited_region, lesion_maps, paint
 from retinagan.losses import bce_dice_per_map
 from retinagan.models.layers import fold_batchnorm
@@ -122,6 +123,37 @@ class VesselGenerator:
             if progress:
                 progress(min(start + ENCODE_BATCH, len(maps)), len(maps))
         return np.concatenate(codes) if codes else np.zeros((0, self.latent_dim), np.float32)
+
+
+class FineVesselGenerator:
+    """A vessel model whose samples get procedural fine vessels (retinagan.fine_vessels): the tree
+    of seed k is thinned and grows branches drawn with seed k, so sample k still depends on seed k
+    alone. Everything else (encode, decode, model, config) is the model's own: reconstruction
+    scores stay the model's, and only `sample` and `add_fine` draw by rule."""
+
+    def __init__(self, base: VesselGenerator, config: FineVesselConfig = FineVesselConfig()):
+        self.base = base
+        self.fine_config = config
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
+
+    def add_fine(self, maps: np.ndarray, seeds: list[int]) -> np.ndarray:
+        """(N, S, S) maps (bool, or probabilities >= 0.5) -> (N, S, S) bool, each with fine vessels of its seed."""
+        return np.stack([add_fine_vessels(np.asarray(m) >= 0.5, seed, config=self.fine_config) for m, seed in zip(maps, seeds)])
+
+    def sample(self, seeds: list[int]) -> np.ndarray:
+        """One map per seed, (N, S, S) float32 0/1 (binary: the fine vessels are drawn, not probabilities)."""
+        return self.add_fine(self.base.sample(seeds), seeds).astype(np.float32)
+
+
+FINE_SUFFIX = "+fine-vessels"  # appended to a model's name wherever its samples carry procedural fine vessels
+
+
+def load_vessel_generator(folder: str | Path, fine_vessels: bool = False, device: str = "cpu"):
+    """VesselGenerator.load, wrapped in FineVesselGenerator when fine_vessels."""
+    generator = VesselGenerator.load(folder, device=device)
+    return FineVesselGenerator(generator) if fine_vessels else generator
 
 
 ENCODE_BATCH = 16

@@ -130,6 +130,24 @@ def test_generate_slider_updates_the_images(page):
     assert page.errors == []
 
 
+def test_fine_vessels_checkbox_redraws_the_tree(page):
+    idle(page)
+    before = image_src(page, "#gen-vessels")
+    page.locator("#gen-fine input[type=checkbox]").check()
+    page.wait_for_function(
+        "(before) => { const i = document.querySelector('#gen-vessels img'); return i && i.src !== before; }", arg=before, timeout=30000
+    )
+    idle(page)
+    assert "procedural fine vessels" in page.locator("#gen-message").inner_text()
+    fine = shot(page, "generate-fine-vessels", "#gen-vessels img")
+    page.locator("#gen-fine input[type=checkbox]").uncheck()
+    page.wait_for_function("() => !/procedural/.test(document.querySelector('#gen-message').innerText)", timeout=30000)
+    idle(page)
+    plain = shot(page, "generate-plain-vessels", "#gen-vessels img")
+    assert fine.shape == plain.shape and np.abs(fine.astype(int) - plain.astype(int)).mean() > 5  # a different tree is shown
+    assert page.errors == []
+
+
 def test_interpolation_renders_a_strip(page):
     page.get_by_role("tab", name="Interpolate").click()
     page.get_by_role("button", name="Interpolate").click()

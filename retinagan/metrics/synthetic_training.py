@@ -126,7 +126,8 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
             "augmented": with_real(translated, augmented_repeats)}
     described = {
         "real": f"DRIVE training split ({len(real[0])} photos, 1st_manual maps) at {size} px",
-        "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1}) through a pix2pix translator",
+        "synthetic": f"{n} synthetic pairs: {generator.config.get('kind')} samples (seeds 0-{n - 1})"
+                     f"{' with procedural fine vessels' if hasattr(generator, 'fine_config') else ''} through a pix2pix translator",
     }
     described["mixed"] = f"{described['real']} (each {repeats}x: {repeats * len(real[0]) / (repeats * len(real[0]) + len(synthetic[0])):.0%} of draws) + {described['synthetic']}"
     described["pretrained"] = f"{described['real']}, fine-tuned from the segmenter trained on {described['synthetic']}"
