@@ -140,7 +140,12 @@ class FineVesselGenerator:
 
     def add_fine(self, maps: np.ndarray, seeds: list[int]) -> np.ndarray:
         """(N, S, S) maps (bool, or probabilities >= 0.5) -> (N, S, S) bool, each with fine vessels of its seed."""
-        return np.stack([add_fine_vessels(np.asarray(m) >= 0.5, seed, config=self.fine_config) for m, seed in zip(maps, seeds)])
+        maps = np.asarray(maps)
+        if len(maps) != len(seeds):
+            raise ValueError(f"{len(maps)} maps but {len(seeds)} seeds")
+        if len(maps) == 0:
+            return np.zeros(maps.shape, dtype=bool)
+        return np.stack([add_fine_vessels(m >= 0.5, seed, config=self.fine_config) for m, seed in zip(maps, seeds)])
 
     def sample(self, seeds: list[int]) -> np.ndarray:
         """One map per seed, (N, S, S) float32 0/1 (binary: the fine vessels are drawn, not probabilities)."""

@@ -98,6 +98,9 @@ def test_wrapped_generator_samples_per_seed_and_keeps_the_models_decoder(shipped
     codes = np.zeros((1, fine.latent_dim), np.float32)
     assert np.array_equal(fine.decode(codes), shipped.decode(codes)) and fine.config is shipped.config
     assert isinstance(load_vessel_generator(SHIPPED, fine_vessels=True), FineVesselGenerator)
+    assert fine.add_fine(np.zeros((0, 256, 256)), []).shape == (0, 256, 256)
+    with pytest.raises(ValueError, match="2 maps but 1 seeds"):
+        fine.add_fine(batch, [5])
 
 
 def test_generate_cli_names_the_fine_vessels_in_the_manifest(shipped, tmp_path):
