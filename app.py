@@ -30,7 +30,8 @@ MAX_UPLOAD = "40mb"
 SLIDERS = 6  # latent-direction sliders shown (a model's atlas may offer fewer)
 FINE_LABEL = "Fine vessels (procedural)"
 FINE_INFO = ("thins the model's tree and grows the thin vessels the models leave out, by rule, not learnt "
-             "(retinagan.fine_vessels); the same seed grows the same branches")
+             "(retinagan.fine_vessels); the same seed grows the same branches. Their photos are closer to real ones "
+             "but show small dark vessel ends that a lesion detector may count as microaneurysms")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
