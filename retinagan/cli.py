@@ -222,6 +222,11 @@ def cmd_segment(args) -> int:
     return 1 if failures else 0
 
 
+def _metrics_key(name: str, fine_vessels: bool) -> str:
+    """Where --store keeps a result: scores of trees with procedural fine vessels never replace the model's own."""
+    return f"{name}_fine_vessels" if fine_vessels else name
+
+
 def cmd_evaluate(args) -> int:
     if args.target == "segmenter":
         from retinagan.inference import Segmenter
@@ -242,21 +247,24 @@ def cmd_evaluate(args) -> int:
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.checkpoint, {"evaluate_vessels_fine" if args.fine_vessels else "evaluate_vessels": result})
+            update_metrics(args.checkpoint, {_metrics_key("evaluate_vessels", args.fine_vessels): result})
     elif args.target == "fundus":
         from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
         from retinagan.metrics.evaluate_fundus import evaluate_translator
 
+        if args.fine_vessels and not args.vessels:
+            raise RetinaganError("--fine-vessels acts on the trees of --vessels: name a vessel model")
         translator = FundusTranslator.load(args.checkpoint)
         segmenter = Segmenter.load(args.segmenter)
         prepared = _real_set(args.real, segmenter, translator.size)
         generator = load_vessel_generator(args.vessels, args.fine_vessels) if args.vessels else None
         holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
         result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every)
+        result["fine_vessels"] = args.fine_vessels
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.checkpoint, {"evaluate_fundus": result})
+            update_metrics(args.checkpoint, {_metrics_key("evaluate_fundus", args.fine_vessels): result})
     elif args.target == "synthetic":
         from retinagan.inference import FundusTranslator, load_vessel_generator
         from retinagan.metrics.synthetic_training import train_on_synthetic
@@ -294,10 +302,11 @@ def cmd_evaluate(args) -> int:
             result = evaluate_control(translator, load_vessel_generator(args.vessels, args.fine_vessels), prepared, args.n, args.placement, args.seed)
         except ValueError as exc:
             raise RetinaganError(str(exc)) from None
+        result["fine_vessels"] = args.fine_vessels
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.translator, {"evaluate_control": result})
+            update_metrics(args.translator, {_metrics_key("evaluate_control", args.fine_vessels): result})
         if not args.json:
             print(json.dumps(result, indent=1))
             return 0

@@ -1,5 +1,7 @@
 """Procedural fine vessels (retinagan.fine_vessels) and their wiring into sampling, the CLI and the app."""
 import csv
+import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -8,10 +10,13 @@ import pytest
 from PIL import Image, ImageDraw
 
 from conftest import ROOT, need_data
+from retinagan.checkpoint import read_config
 from retinagan.cli import main
 from retinagan.fine_vessels import FineVesselConfig, add_fine_vessels, estimate_disc_and_fovea, join_pieces
 from retinagan.inference import FINE_SUFFIX, FineVesselGenerator, VesselGenerator, load_vessel_generator
 from retinagan.metrics.morphology import vessel_features
+from retinagan.models.autoencoder import AutoencoderConfig
+from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 
 SHIPPED = ROOT / "checkpoints" / "aae-lsgan-128"
 
@@ -142,3 +147,22 @@ def test_fine_vessels_bring_samples_closer_to_drive_test(shipped):
     plain = morphology_distance(reference, feature_table(shipped.sample(seeds) >= 0.5))["mean"]
     fine = morphology_distance(reference, feature_table(FineVesselGenerator(shipped).sample(seeds) > 0.5))["mean"]
     assert fine < 0.5 * plain, (fine, plain)
+
+
+def test_evaluate_vessels_stores_fine_vessel_scores_beside_the_models_own(prepared_maps, drive_like, tmp_path, capsys):
+    tiny = AutoencoderConfig(latent_dim=8, base_channels=4, image_size=128, feature_dim=32)
+    folder = train_autoencoder(AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "run"), model=tiny, steps=2,
+                                                      batch_size=2, sample_every=100, state_every=100, holdout_every=2))
+    args = ["evaluate", "vessels", "--checkpoint", str(folder), "--drive", str(drive_like), "--n", "3", "--refine", "0", "--json", "--store"]
+    assert main(args) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(args + ["--fine-vessels"]) == 0
+    fine = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert fine["fine_vessels"] and not plain["fine_vessels"] and fine["grey_pixel_share"] == 0.0
+    assert fine["reconstruction_dice_holdout"] == pytest.approx(plain["reconstruction_dice_holdout"])  # the model's own decoder
+    metrics = read_config(folder)["metrics"]
+    assert metrics["evaluate_vessels"]["fine_vessels"] is False and metrics["evaluate_vessels_fine_vessels"]["fine_vessels"] is True
+    # evaluate fundus: fine vessels need trees to act on
+    shutil.rmtree(tmp_path / "run")
+    code = main(["evaluate", "fundus", "--checkpoint", "checkpoints/pix2pix-grade", "--real", str(tmp_path / "none.npz"), "--fine-vessels"])
+    assert code == 2 and "--fine-vessels acts on the trees of --vessels" in capsys.readouterr().err
