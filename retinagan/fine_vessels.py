@@ -112,8 +112,8 @@ def branch_starts(centre_line: np.ndarray, disc: np.ndarray, every: int) -> tupl
     starts = centre_line[::every]
     _, neighbours = cKDTree(centre_line).query(starts, k=min(7, len(centre_line)))
     headings = []
-    for point, ids in zip(starts, np.atleast_2d(neighbours.T).T):
-        local = centre_line[np.atleast_1d(ids)]
+    for point, ids in zip(starts, neighbours.reshape(len(starts), -1)):  # (K, k) even when k == 1
+        local = centre_line[ids]
         heading = np.linalg.svd(local - local.mean(0), full_matrices=False)[2][0] if len(local) > 1 else np.array([1.0, 0.0])
         headings.append(heading if np.dot(heading, point - disc) >= 0 else -heading)
     return starts, np.array(headings).reshape(-1, 2)

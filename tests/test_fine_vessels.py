@@ -57,6 +57,9 @@ def test_fine_vessels_are_deterministic_per_seed():
 
 def test_fine_vessels_keep_an_empty_map_empty_and_refuse_other_shapes():
     assert not add_fine_vessels(np.zeros((64, 64), bool), 0).any()
+    dot = np.zeros((64, 64), bool)
+    dot[30, 30] = True  # one centre-line point: one neighbour to take a heading from
+    assert add_fine_vessels(dot, 0)[30, 30] and np.array_equal(add_fine_vessels(dot, 0), add_fine_vessels(dot, 0))
     with pytest.raises(ValueError, match="one square map"):
         add_fine_vessels(np.zeros((2, 64, 64), bool), 0)
 
