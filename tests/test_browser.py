@@ -140,6 +140,7 @@ def test_fine_vessels_checkbox_redraws_the_tree(page):
     idle(page)
     assert "procedural fine vessels" in page.locator("#gen-message").inner_text()
     fine = shot(page, "generate-fine-vessels", "#gen-vessels img")
+    shot(page, "tab-generate-fine")
     page.locator("#gen-fine input[type=checkbox]").uncheck()
     page.wait_for_function("() => !/procedural/.test(document.querySelector('#gen-message').innerText)", timeout=30000)
     idle(page)
