@@ -30,6 +30,8 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 from skimage.morphology import skeletonize
 
+from retinagan.data.preprocess import fov_disc, resize
+
 RENDER_SCALE = 4  # drawing resolution, times the map's side
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -170,9 +172,7 @@ def add_fine_vessels(tree: np.ndarray, seed: int, fov: np.ndarray | None = None,
     if tree.ndim != 2 or tree.shape[1] != side:
         raise ValueError(f"add_fine_vessels takes one square map, not shape {tree.shape}")
     if fov is None:
-        centre = (side - 1) / 2
-        y, x = np.mgrid[:side, :side]
-        fov = (y - centre) ** 2 + (x - centre) ** 2 <= (side / 2) ** 2
+        fov = fov_disc(side)
     if not tree.any():
         return tree.copy()
     rng = np.random.default_rng(int(seed))
@@ -188,5 +188,4 @@ def add_fine_vessels(tree: np.ndarray, seed: int, fov: np.ndarray | None = None,
         half = widths[node] * RENDER_SCALE / 2
         draw.line([(x0, y0), (x1, y1)], fill=255, width=max(int(round(2 * half)), 1))
         draw.ellipse([x1 - half, y1 - half, x1 + half, y1 + half], fill=255)
-    small = np.asarray(canvas.resize((side, side), Image.BILINEAR)) > 127  # as preprocess.resize(binary=True)
-    return small & fov
+    return resize(np.asarray(canvas) > 0, side, binary=True) & fov  # as the hand-drawn maps were prepared

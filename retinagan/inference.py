@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from retinagan.checkpoint import load_model
-from retinagan.data.preprocess import fov_box, fov_mask, resize, segmenter_input
+from retinagan.data.preprocess import fov_box, fov_disc, fov_mask, resize, segmenter_input
 from retinagan.fine_vessels import FineVesselConfig, add_fine_vessels
 from retinagan.lesions import Lesion, compose_for_grade, edited_region, lesion_maps, paint
 from retinagan.losses import bce_dice_per_map
@@ -185,17 +185,6 @@ def refine_codes(model: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, steps
             (z.grad,) = torch.autograd.grad(loss, [z])
             optimizer.step()
     return z.detach()
-
-
-def fov_disc(size: int, height: float = 1.0) -> np.ndarray:
-    """A field-of-view mask as the prepared photos have it: a disc as wide as the image, cut at
-    top and bottom to `height` (a fraction of the side; real cameras give 0.75-1)."""
-    if not 0.5 <= height <= 1.0:
-        raise ValueError(f"FOV height must be within 0.5-1, not {height}")
-    centre = (size - 1) / 2
-    y, x = np.mgrid[:size, :size]
-    disc = (y - centre) ** 2 + (x - centre) ** 2 <= (size / 2) ** 2
-    return disc & (np.abs(y - centre) <= height * size / 2)
 
 
 class FundusTranslator:

@@ -39,6 +39,17 @@ def fov_mask(rgb: np.ndarray, threshold: float | None = None) -> np.ndarray:
     return full > 127
 
 
+def fov_disc(size: int, height: float = 1.0) -> np.ndarray:
+    """A field-of-view mask as the prepared photos have it: a disc as wide as the image, cut at
+    top and bottom to `height` (a fraction of the side; real cameras give 0.75-1)."""
+    if not 0.5 <= height <= 1.0:
+        raise ValueError(f"FOV height must be within 0.5-1, not {height}")
+    centre = (size - 1) / 2
+    y, x = np.mgrid[:size, :size]
+    disc = (y - centre) ** 2 + (x - centre) ** 2 <= (size / 2) ** 2
+    return disc & (np.abs(y - centre) <= height * size / 2)
+
+
 def fov_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(top, bottom, left, right) of the FOV, bottom/right exclusive."""
     rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
