@@ -187,12 +187,37 @@ def refine_codes(model: torch.nn.Module, x: torch.Tensor, z: torch.Tensor, steps
     return z.detach()
 
 
+def nyquist_notch(size: int, radius: float) -> torch.Tensor:
+    """(size, size) gains over the 2-D FFT's frequencies: 0 at the three Nyquist points, (size/2, 0),
+    (0, size/2) and (size/2, size/2), rising as 1 - exp(-d^2 / 2 radius^2) with the distance d (in
+    frequency bins) from the nearest of them; 1 at DC."""
+    freq = torch.fft.fftfreq(size, d=1.0 / size).abs()  # bins from DC: 0 ... size/2
+    to_nyquist = size / 2 - freq
+    gains = torch.ones(size, size)
+    for dy, dx in ((to_nyquist[:, None], freq[None, :]), (freq[:, None], to_nyquist[None, :]), (to_nyquist[:, None], to_nyquist[None, :])):
+        gains = gains * (1 - torch.exp(-(dy**2 + dx**2) / (2 * radius**2)))
+    return gains
+
+
+def degrid(photos: torch.Tensor, radius: float) -> torch.Tensor:
+    """(N, C, S, S) images without the sub-pixel head's 2-px grid: each pixel of a 2x2 block comes
+    from its own output channel (PixelShuffle), which leaves a checkerboard of power at the
+    Nyquist frequencies (10-200x a real photo's there); a Gaussian notch of `radius` bins around
+    each Nyquist point removes it and leaves the rest of the spectrum."""
+    size = photos.shape[-1]
+    gains = nyquist_notch(size, radius).to(photos.device)
+    return torch.fft.ifft2(torch.fft.fft2(photos.float()) * gains).real
+
+
 class FundusTranslator:
     """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
+
+    DEGRID_RADIUS = 16.0  # Nyquist notch width in frequency bins at 256 px; 0 keeps the raw output
 
     def __init__(self, model: torch.nn.Module, config: dict):
         self.model = model
         self.config = config
+        self.degrid_radius = self.DEGRID_RADIUS * model.config.image_size / 256
         bank = config.get("appearance_bank") or []
         self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1) if bank else np.zeros((0, model.config.appearance_dim), np.float32)
 
@@ -288,6 +313,8 @@ class FundusTranslator:
         else:
             photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed,
                                             texture and [pick(level, i) for level in texture]) for i in range(len(x))])
+        if self.degrid_radius > 0:
+            photos = degrid(photos, self.degrid_radius)
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
         photos = torch.where(inside, photos, -1.0)  # black outside the FOV
         out = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()

@@ -4,8 +4,9 @@ from the floor.
 python scripts/fid_sensitivity.py [runs/prepared-256.npz] [checkpoints/pix2pix-grade ...]
 Real half B (the floor's set) blurred, noised, colour-equalised, each scored against real half A
 as `evaluate fundus` scores them; then each translator's photos of half B's trees as they are and
-with white noise added. Their radial power spectrum beside the real photos' shows how much fine
-detail is missing. About 1 min per line on a 2-core CPU.
+with white noise added, with the grid notch the translator applies and without it (raw output). Their
+radial power spectrum beside the real photos' shows how much fine detail is missing; the power at
+the Nyquist points shows the sub-pixel head's 2-px grid. About 1 min per line on a 2-core CPU.
 """
 import sys
 from pathlib import Path
@@ -39,6 +40,16 @@ def radial_power(photos: np.ndarray, bands: int = 8) -> np.ndarray:
     return np.array([spectrum[:, ring == k].mean() for k in range(bands)])
 
 
+def nyquist_share(photos: np.ndarray) -> list[float]:
+    """The green channel's power at the Nyquist points (S/2, 0), (0, S/2), (S/2, S/2) over its mean
+    power per frequency (DC left out): where a sub-pixel head's 2-px grid shows."""
+    green = photos[..., 1].astype(np.float32)
+    spectrum = np.abs(np.fft.fft2(green - green.mean(axis=(1, 2), keepdims=True))) ** 2
+    mean = spectrum.mean(axis=(1, 2))
+    half = green.shape[1] // 2
+    return [float(np.mean(spectrum[:, a, b] / mean)) for a, b in ((half, 0), (0, half), (half, half))]
+
+
 def main(data: str, *translators: str) -> None:
     prepared = load_prepared(data)
     photos = prepared.images * prepared.fov[..., None]
@@ -60,13 +71,18 @@ def main(data: str, *translators: str) -> None:
     for name, made in variants.items():
         score(made, name)
     reference = radial_power(real_b)
+    print("real B: share of the green power at the Nyquist points (x, y, diagonal): " + " ".join(f"{r:.3f}" for r in nyquist_share(real_b)))
     for folder in translators:
-        made = FundusTranslator.load(folder).translate(trees_b, fovs_b, look_seed=list(range(len(trees_b))))
+        translator = FundusTranslator.load(folder)
         name = Path(folder).name
-        score(made, f"{name}: photos of half B's trees")
-        score(noised(made, fovs_b, 3), f"{name}: the same + white noise std 3")
-        ratio = radial_power(made) / reference
-        print(f"{name}: power vs real, low -> high frequency: " + " ".join(f"{r:.2f}" for r in ratio))
+        radius = translator.degrid_radius
+        for label, translator.degrid_radius in (("grid notch", radius), ("raw output", 0)):
+            made = translator.translate(trees_b, fovs_b, look_seed=list(range(len(trees_b))))
+            score(made, f"{name} ({label}): photos of half B's trees")
+            score(noised(made, fovs_b, 3), f"{name} ({label}): the same + white noise std 3")
+            ratio = radial_power(made) / reference
+            print(f"{name} ({label}): power vs real, low -> high frequency: " + " ".join(f"{r:.2f}" for r in ratio))
+            print(f"{name} ({label}): share at the Nyquist points: " + " ".join(f"{r:.3f}" for r in nyquist_share(made)))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from retinagan.checkpoint import load_model, read_config
 from retinagan.cli import main
-from retinagan.inference import FundusTranslator, fov_disc
+from retinagan.inference import FundusTranslator, degrid, fov_disc, nyquist_notch
 from retinagan.models.autoencoder import AutoencoderConfig
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
@@ -295,3 +295,38 @@ def test_training_with_a_multiscale_discriminator(prepared_maps, tmp_path):
     assert load_model(folder)[1]["train_config"]["disc_scales"] == 2
     state = load_file(str(tmp_path / "ms" / "state-00000010" / "state.safetensors"))
     assert any(k.startswith("module/disc/coarse.0.") for k in state)  # the second scale is trained and kept for a resume
+
+
+def nyquist_share(images: np.ndarray) -> float:
+    """Share of an image set's (green, mean-removed) spectral power at the three Nyquist points."""
+    green = images[..., 1].astype(np.float64)
+    power = np.abs(np.fft.fft2(green - green.mean(axis=(1, 2), keepdims=True))) ** 2
+    h = green.shape[1] // 2
+    return float(sum(power[:, a, b].sum() for a, b in ((h, 0), (0, h), (h, h))) / power.sum())
+
+
+def test_degrid_removes_a_2px_grid_and_keeps_the_picture():
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    turn = 2 * np.pi / 64  # periodic over the image, as a photo black at its border is
+    smooth = 0.3 * np.sin(3 * turn * xx) + 0.2 * np.cos(2 * turn * yy) + 0.5 * np.exp(-((xx - 30) ** 2 + (yy - 20) ** 2) / 50)
+    checker = 0.1 * ((-1.0) ** (xx + yy)) * (1 + 0.5 * np.sin(turn * yy))  # a grid of slowly varying strength
+    x = torch.from_numpy(np.stack([smooth + checker, smooth]))[:, None]
+    out = degrid(x, 16 * 64 / 256).numpy()[:, 0]
+    assert np.abs(out[0] - smooth).max() < 0.02 < np.abs(checker).min()  # the grid goes, the picture stays
+    assert np.abs(out[1] - smooth).max() < 0.02  # a picture without a grid is left nearly as it was
+    gains = nyquist_notch(64, 4.0)
+    assert gains[32, 0] == gains[0, 32] == gains[32, 32] == 0 and gains[0, 0] > 0.999
+    assert torch.equal(gains, gains.flip(0).roll(1, 0))  # symmetric in +/- frequency (a real image stays real)
+
+
+def test_shipped_translator_photos_have_no_sub_pixel_grid():
+    translator = FundusTranslator.load("checkpoints/pix2pix-grade")
+    trees = np.zeros((2, 256, 256), dtype=bool)
+    trees[:, 120:124, 40:220] = True
+    trees[:, 40:220, 150:153] = True
+    photos = translator.translate(trees, look_seed=[1, 2])
+    translator.degrid_radius = 0
+    raw = translator.translate(trees, look_seed=[1, 2])
+    assert nyquist_share(raw) > 10 * nyquist_share(photos)
+    assert np.abs(photos.astype(int) - raw).mean() < 3  # a notch, not a blur
+    assert photos[:, ~fov_disc(256)].max() == 0
