@@ -71,7 +71,7 @@ def main(data: str, *translators: str) -> None:
     for name, made in variants.items():
         score(made, name)
     reference = radial_power(real_b)
-    print("real B: share of the green power at the Nyquist points (x, y, diagonal): " + " ".join(f"{r:.3f}" for r in nyquist_share(real_b)))
+    print("real B: share of the green power at the Nyquist points (S/2, 0), (0, S/2), (S/2, S/2): " + " ".join(f"{r:.3f}" for r in nyquist_share(real_b)))
     for folder in translators:
         translator = FundusTranslator.load(folder)
         name = Path(folder).name
