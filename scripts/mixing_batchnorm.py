@@ -64,12 +64,14 @@ def main() -> None:
     parser.add_argument("seed", type=int)
     parser.add_argument("mode", choices=("shared", "domain"))
     parser.add_argument("--pairs", choices=("synthetic", "translated"), default="synthetic", help="what is mixed with the real pairs")
-    parser.add_argument("--real-share", type=float, default=0.5, help="real patches per batch, as a share")
+    parser.add_argument("--real-share", type=float, default=0.5, help="real patches per batch, as a share (1: real only, the control)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--drive", default="../shared/data/drive")
     parser.add_argument("--output", default="runs/mixing-batchnorm")
     args = parser.parse_args()
+    if not 0 < args.real_share <= 1:
+        parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     translator = FundusTranslator.load("checkpoints/pix2pix-grade")
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
@@ -91,13 +93,16 @@ def main() -> None:
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, args.steps, 3e-3)
         xr, yr = random_patches(real_x, real_y, n_real, 64, draws)
-        xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
-        if args.mode == "domain":
+        if n_real == args.batch:  # --real-share 1: the real-only control, the same code path
+            loss = bce_dice_loss(model(xr), yr)
+        elif args.mode == "domain":
+            xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
             DomainBatchNorm.domain = 0
             loss = args.real_share * bce_dice_loss(model(xr), yr)
             DomainBatchNorm.domain = 1
             loss = loss + (1 - args.real_share) * bce_dice_loss(model(xs), ys)
         else:
+            xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
