@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from retinagan.inference import FundusTranslator  # noqa: E402
-from retinagan.metrics.evaluate_fundus import fid, inception, inception_features, split_halves  # noqa: E402
+from retinagan.metrics.evaluate_fundus import fid, inception, inception_features, nyquist_share, split_halves  # noqa: E402
 from retinagan.pipeline import load_prepared  # noqa: E402
 
 
@@ -38,16 +38,6 @@ def radial_power(photos: np.ndarray, bands: int = 8) -> np.ndarray:
     yy, xx = np.mgrid[-size // 2 : size // 2, -size // 2 : size // 2]
     ring = (np.sqrt(yy**2 + xx**2) / (size // 2) * bands).astype(int)
     return np.array([spectrum[:, ring == k].mean() for k in range(bands)])
-
-
-def nyquist_share(photos: np.ndarray) -> list[float]:
-    """The green channel's power at the Nyquist points (S/2, 0), (0, S/2), (S/2, S/2) over its mean
-    power per frequency (DC left out): where a sub-pixel head's 2-px grid shows."""
-    green = photos[..., 1].astype(np.float32)
-    spectrum = np.abs(np.fft.fft2(green - green.mean(axis=(1, 2), keepdims=True))) ** 2
-    mean = spectrum.mean(axis=(1, 2))
-    half = green.shape[1] // 2
-    return [float(np.mean(spectrum[:, a, b] / mean)) for a, b in ((half, 0), (0, half), (half, half))]
 
 
 def main(data: str, *translators: str) -> None:

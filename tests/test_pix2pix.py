@@ -11,6 +11,7 @@ from safetensors.torch import load_file
 from retinagan.checkpoint import load_model, read_config
 from retinagan.cli import main
 from retinagan.inference import FundusTranslator, degrid, fov_disc, nyquist_notch
+from retinagan.metrics.evaluate_fundus import nyquist_share
 from retinagan.models.autoencoder import AutoencoderConfig
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
@@ -297,14 +298,6 @@ def test_training_with_a_multiscale_discriminator(prepared_maps, tmp_path):
     assert any(k.startswith("module/disc/coarse.0.") for k in state)  # the second scale is trained and kept for a resume
 
 
-def nyquist_share(images: np.ndarray) -> float:
-    """Share of an image set's (green, mean-removed) spectral power at the three Nyquist points."""
-    green = images[..., 1].astype(np.float64)
-    power = np.abs(np.fft.fft2(green - green.mean(axis=(1, 2), keepdims=True))) ** 2
-    h = green.shape[1] // 2
-    return float(sum(power[:, a, b].sum() for a, b in ((h, 0), (0, h), (h, h))) / power.sum())
-
-
 def test_degrid_removes_a_2px_grid_and_keeps_the_picture():
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
     turn = 2 * np.pi / 64  # periodic over the image, as a photo black at its border is
@@ -327,6 +320,6 @@ def test_shipped_translator_photos_have_no_sub_pixel_grid():
     photos = translator.translate(trees, look_seed=[1, 2])
     translator.degrid_radius = 0
     raw = translator.translate(trees, look_seed=[1, 2])
-    assert nyquist_share(raw) > 10 * nyquist_share(photos)
+    assert sum(nyquist_share(raw)) > 10 * sum(nyquist_share(photos))
     assert np.abs(photos.astype(int) - raw).mean() < 3  # a notch, not a blur
     assert photos[:, ~fov_disc(256)].max() == 0
