@@ -60,7 +60,8 @@ def test_a_translator_with_lesions_grades_and_texture_trains_end_to_end(prepared
     """The shipped translator's kind (lesion-map inputs, DR grade, texture noise) judged at two
     scales with the low-pass L1: the pix2pix loop's losses, run jointly with the autoencoder."""
     full = Pix2PixConfig(base_channels=4, image_size=128, appearance_dim=6, grades=5, lesions=3, noise_levels=1)
-    cfg = short_config(prepared_maps, tmp_path / "run", steps=6, disc_scales=2, l1_lowpass=1.0, l1_detail_weight=0.1)
+    cfg = short_config(prepared_maps, tmp_path / "run", steps=6, disc_scales=2, l1_lowpass=1.0, l1_detail_weight=0.1,
+                       disc_augment="translation,cutout")
     cfg.translator_model = full
     folder = train_end2end(cfg)
     rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
@@ -68,6 +69,7 @@ def test_a_translator_with_lesions_grades_and_texture_trains_end_to_end(prepared
     assert all(torch.isfinite(torch.tensor(v)) for row in rows for v in row.values())
     translator = read_config(folder / "translator", "pix2pix")
     assert translator["model_config"]["lesions"] == 3 and translator["train_config"]["disc_scales"] == 2
+    assert translator["train_config"]["disc_augment"] == "translation,cutout"
     code = main(["generate", "--checkpoint", str(folder / "vessels"), "--translator", str(folder / "translator"),
                  "--n", "2", "--grade", "3", "--output", str(tmp_path / "out")])
     assert code == 0 and len(list((tmp_path / "out" / "fundus").glob("*.png"))) == 2

@@ -15,6 +15,7 @@ from retinagan.metrics.evaluate_fundus import nyquist_share
 from retinagan.models.autoencoder import AutoencoderConfig
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+from retinagan.training.common import diff_augment, parse_disc_augment
 from retinagan.training.pix2pix import Pix2PixTrainConfig, load_pairs, train_pix2pix
 
 TINY = Pix2PixConfig(base_channels=4, image_size=128, grades=5, appearance_dim=6)
@@ -296,6 +297,49 @@ def test_training_with_a_multiscale_discriminator(prepared_maps, tmp_path):
     assert load_model(folder)[1]["train_config"]["disc_scales"] == 2
     state = load_file(str(tmp_path / "ms" / "state-00000010" / "state.safetensors"))
     assert any(k.startswith("module/disc/coarse.0.") for k in state)  # the second scale is trained and kept for a resume
+
+
+def test_diff_augment_moves_map_and_photo_together_and_passes_gradients():
+    """Translation and cutout act on the (map, photo) pair alike, so the discriminator still sees
+    which photo goes with which map; colour acts on the photo only; every draw is per pair and
+    from the global RNG (a resumed run draws the same); the generator's gradient gets through."""
+    torch.manual_seed(0)
+    condition = torch.zeros(6, 1, 64, 64)
+    condition[:, :, 30:34, :] = 1  # a horizontal vessel
+    photo = (condition.repeat(1, 3, 1, 1) * 1.5 - 0.75).requires_grad_(True)  # dark where the vessel is
+    torch.manual_seed(1)
+    cond_out, photo_out = diff_augment(condition, photo, ("translation", "cutout"))
+    assert cond_out.shape == condition.shape and photo_out.shape == photo.shape
+    rows = lambda t: t[:, 0].amax(dim=2)  # noqa: E731  which rows hold the vessel, per pair
+    kept = cond_out[:, 0] > 0.5
+    assert torch.equal(kept, photo_out[:, 0] > 0.5)  # the vessel moved (and was cut) the same way in both
+    assert not torch.equal(rows(cond_out), rows(condition))  # ... and did move for some pair
+    assert (photo_out == 0).any() and (photo_out == -1).any()  # a cut square, and black where the shift brought in edge
+    torch.manual_seed(1)
+    again = diff_augment(condition, photo, ("translation", "cutout"))
+    assert torch.equal(again[0], cond_out) and torch.equal(again[1], photo_out)
+    photo_out.sum().backward()
+    assert photo.grad is not None and photo.grad.abs().sum() > 0
+    torch.manual_seed(2)
+    cond_col, photo_col = diff_augment(condition, photo.detach(), ("color",))
+    assert torch.equal(cond_col, condition) and not torch.allclose(photo_col, photo.detach())
+    assert parse_disc_augment(" color, cutout ") == ("color", "cutout") and parse_disc_augment("") == ()
+    with pytest.raises(ValueError, match="unknown discriminator augmentation flip"):
+        parse_disc_augment("color,flip")
+
+
+def test_training_with_diff_augment_resumes_exactly(prepared_maps, tmp_path):
+    policy = "color,translation,cutout"
+    straight = train_pix2pix(short_config(prepared_maps, tmp_path / "a", steps=20, disc_augment=policy))
+    train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20, disc_augment=policy))
+    shutil.rmtree(tmp_path / "b" / "checkpoint")
+    resumed = train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20, disc_augment=policy))
+    assert (resumed / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    plain = train_pix2pix(short_config(prepared_maps, tmp_path / "c", steps=20))
+    assert (plain / "model.safetensors").read_bytes() != (straight / "model.safetensors").read_bytes()
+    assert load_model(straight)[1]["train_config"]["disc_augment"] == policy
+    with pytest.raises(ValueError, match="unknown discriminator augmentation"):
+        train_pix2pix(short_config(prepared_maps, tmp_path / "d", steps=2, disc_augment="colour"))
 
 
 def test_degrid_removes_a_2px_grid_and_keeps_the_picture():

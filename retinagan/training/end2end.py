@@ -36,7 +36,7 @@ from retinagan.losses import reconstruction_loss
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, parse_disc_augment, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.training.pix2pix import (augment_pairs, conditions, discriminator_side, generator_side, holdout_l1, load_pairs, on_device,
                                         sampling_weights, to_float, to_uint8)
 from retinagan.visual import save_grid
@@ -59,6 +59,7 @@ class End2EndTrainConfig:
     code_weight: float = 1.0
     disc_channels: int = 32
     disc_scales: int = 1  # > 1: more PatchGANs on the pair pooled 2x, 4x (as pix2pix --disc-scales)
+    disc_augment: str = ""  # as pix2pix --disc-augment: DiffAugment of the pairs the photo discriminator judges
     l1_lowpass: float = 0.0  # as pix2pix: > 0 compares the photos blurred (this sigma in px)
     l1_detail_weight: float = 1.0  # as pix2pix: with l1_lowpass, + this x the full-resolution L1
     lesion_l1_weight: float = 1.0  # as pix2pix: + this x the L1 near lesions (translators with lesion maps)
@@ -83,6 +84,7 @@ class End2EndTrainConfig:
 
 
 def train_end2end(cfg: End2EndTrainConfig) -> Path:
+    parse_disc_augment(cfg.disc_augment)
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)

@@ -34,7 +34,8 @@ from retinagan.losses import discriminator_loss, generator_loss, grade_loss, low
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import (EMA, LossSums, Schedule, bf16_units, cosine_lr, diff_augment, judge, layout, parse_disc_augment, pick_device, resume_run,
+                                       seed_everything, step_context)
 from retinagan.visual import save_grid
 
 
@@ -46,6 +47,7 @@ class Pix2PixTrainConfig:
     init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
     disc_scales: int = 1  # > 1: more PatchGANs on the pair pooled 2x, 4x, ... (pix2pixHD): larger structures judged too
+    disc_augment: str = ""  # DiffAugment of every pair the discriminator judges: any of "color,translation,cutout" ("" none)
     l1_weight: float = 100.0  # lambda
     l1_lowpass: float = 0.0  # > 0: the L1 compares the photos blurred (Gaussian, this sigma in px), leaving their grain to the discriminator
     l1_detail_weight: float = 1.0  # with l1_lowpass: + this x the full-resolution L1, so vessel edges still follow the map
@@ -185,6 +187,7 @@ def start_generator(cfg: Pix2PixTrainConfig) -> tuple[Pix2PixGenerator, str]:
 def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     if cfg.model.appearance_dim not in (0, 6):
         raise ValueError("appearance_dim must be 0 or 6 (per-channel mean and spread)")
+    parse_disc_augment(cfg.disc_augment)  # a typo fails here, not at the first step
     if cfg.model.lesions not in (0, 3):
         raise ValueError("lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
     if cfg.l1_lowpass < 0 or cfg.l1_detail_weight < 0:
@@ -310,7 +313,7 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
     grades_d = grades if disc.grades > 0 else None
     fake = generator(inputs, grades, looks)
     disc.requires_grad_(False)
-    _, (fake_logits, fake_class) = judge(disc, (real_condition, photos, grades_d), (condition, fake, grades_d), classify=True)
+    _, (fake_logits, fake_class) = judge(disc, (*shown(cfg, real_condition, photos), grades_d), (*shown(cfg, condition, fake), grades_d), classify=True)
     fool = generator_loss(fake_logits, adversarial)
     l1 = F.l1_loss(fake.float(), photos)
     l1_fit = l1
@@ -326,6 +329,12 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
     return total, fake, (real_condition, condition), logs
 
 
+def shown(cfg, condition: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A (condition, photo) pair as the discriminator sees it: augmented when cfg.disc_augment names a policy."""
+    policy = parse_disc_augment(cfg.disc_augment)
+    return diff_augment(condition, photo.float(), policy) if policy else (condition, photo)
+
+
 def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positive, adversarial: str) -> tuple:
     """The discriminator's loss: real pairs vs translated pairs (halved, as in pix2pix), plus the
     grade of the real photos (cfg.grade_weight). pairs: generator_side's (real, drawn) conditions.
@@ -333,7 +342,8 @@ def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positiv
     real_condition, condition = pairs
     grades_d = grades if disc.grades > 0 else None
     disc.requires_grad_(True)
-    (real_logits, real_class), (fake_logits, _) = judge(disc, (real_condition, photos, grades_d), (condition.detach(), fake.detach(), grades_d), classify=True)
+    (real_logits, real_class), (fake_logits, _) = judge(disc, (*shown(cfg, real_condition, photos), grades_d),
+                                                        (*shown(cfg, condition.detach(), fake.detach()), grades_d), classify=True)
     d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, adversarial)
     d_grade = grade_loss(real_class, grades, dr_positive) if real_class is not None else torch.zeros((), device=fake.device)
     return d_loss + cfg.grade_weight * d_grade, {"d": d_loss.detach(), "d_grade": d_grade.detach()}
