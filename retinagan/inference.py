@@ -11,7 +11,8 @@ from scipy import ndimage
 from retinagan.checkpoint import load_model
 from retinagan.data.preprocess import fov_box, fov_disc, fov_mask, resize, segmenter_input
 from retinagan.fine_vessels import FineVesselConfig, add_fine_vessels
-from retinagan.lesions import Lesion, compose_for_grade, edited_region, lesion_maps, paint
+from retinagan.lesions import Lesion, compose_for_grade, edited_region, paint
+from retinagan.lesions import lesion_maps as lesion_maps_of
 from retinagan.losses import bce_dice_per_map
 from retinagan.models.layers import fold_batchnorm
 
@@ -264,14 +265,16 @@ class FundusTranslator:
         self,
         vessels: np.ndarray,
         fov: np.ndarray | None = None,
-        grade: int | None = None,
+        grade: int | list[int | None] | None = None,
         noise_seed: int | None = None,
         look_seed: int | list[int] | None = None,
         lesions: list[list[Lesion]] | None = None,
+        lesion_maps: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, S, S) vessel maps (bool or probabilities >= 0.5) -> (N, S, S, 3) uint8 photos.
 
-        fov: (S, S) or (N, S, S) masks, default a full disc. grade: 0-4 or None (unknown).
+        fov: (S, S) or (N, S, S) masks, default a full disc. grade: 0-4 or None (unknown), or
+        one such per map.
         noise_seed: None runs the generator without its dropout noise (one photo per map);
         an int turns the dropout on with that seed, per map, so the result is reproducible.
         look_seed: the photo's overall look (colour, contrast) is a training photo's, picked by
@@ -280,6 +283,9 @@ class FundusTranslator:
         per map: the same seed gives the same photo whatever else is in the batch.
         lesions: one list of lesions per map (None: none). A lesion-drawing model takes them as
         its lesion-map inputs; any other model gets them painted on afterwards (retinagan.lesions.paint).
+        lesion_maps: instead of lesions, (N, 3, S, S) maps (microaneurysm, haemorrhage, exudate)
+        given to a lesion-drawing model as they are, e.g. the lesion detector's maps of a real
+        photo (retinagan.lesions.detect_lesions), as the translator was trained.
         """
         vessels = np.asarray(vessels)
         if vessels.ndim != 3 or vessels.shape[1:] != (self.size, self.size):
@@ -288,17 +294,31 @@ class FundusTranslator:
         fov = np.broadcast_to(fov, vessels.shape)
         if lesions is not None and len(lesions) != len(vessels):
             raise ValueError(f"{len(lesions)} lesion lists for {len(vessels)} maps")
+        if lesion_maps is not None:
+            if lesions is not None:
+                raise ValueError("give lesions or lesion_maps, not both")
+            if not self.draws_lesions:
+                raise ValueError("this translator takes no lesion maps (it paints listed lesions on: pass lesions)")
+            lesion_maps = np.asarray(lesion_maps)
+            if lesion_maps.shape != (len(vessels), 3, self.size, self.size):
+                raise ValueError(f"lesion maps must be ({len(vessels)}, 3, {self.size}, {self.size}), got {lesion_maps.shape}")
         channels = [np.stack([vessels >= 0.5, fov], axis=1)]
-        if self.draws_lesions:
-            channels.append(np.stack([lesion_maps(lesions[k] if lesions else [], self.size) for k in range(len(vessels))]))
+        if lesion_maps is not None:
+            channels.append(lesion_maps >= 0.5)
+        elif self.draws_lesions:
+            channels.append(np.stack([lesion_maps_of(lesions[k] if lesions else [], self.size) for k in range(len(vessels))]))
         x = torch.from_numpy(np.concatenate(channels, axis=1).astype(np.float32))
         x = x.to(next(self.model.parameters()).device)
         grades = None
         if self.grades > 0:
-            value = -1 if grade is None else int(grade)
-            if not -1 <= value < self.grades:
-                raise ValueError(f"grade must be 0-{self.grades - 1}, not {grade}")
-            grades = torch.full((len(x),), value, dtype=torch.long, device=x.device)
+            asked = list(grade) if isinstance(grade, (list, tuple, np.ndarray)) else [grade] * len(x)
+            if len(asked) != len(x):
+                raise ValueError(f"{len(asked)} grades for {len(x)} maps")
+            values = [-1 if g is None else int(g) for g in asked]
+            for g, value in zip(asked, values):
+                if not -1 <= value < self.grades:
+                    raise ValueError(f"grade must be 0-{self.grades - 1}, not {g}")
+            grades = torch.tensor(values, dtype=torch.long, device=x.device)
         looks = None
         if self.model.config.appearance_dim > 0:
             seeds = look_seed if isinstance(look_seed, (list, tuple, np.ndarray)) else [look_seed] * len(x)

@@ -192,6 +192,35 @@ def test_lesion_channels_reach_the_photo_and_insertion_keeps_the_rest(prepared_m
     assert translator.plan_lesions(vessels, fov, 3, 1, lesions) == lesions and translator.plan_lesions(vessels, fov, None, 1) == []
 
 
+def test_lesion_maps_and_per_map_grades_as_translate_inputs(prepared_maps, tmp_path):
+    """Maps given as they are (a real photo's detected lesions) make the photo the same lesion
+    list would; one grade per map is each map's own call; wrong inputs are refused."""
+    translator = lesion_translator(tmp_path, prepared_maps)
+    with torch.no_grad():
+        translator.model.down[0][0].weight[:, 2:] = 1.0
+    vessels = np.zeros((2, 128, 128), bool)
+    vessels[:, 60:63] = True
+    lesions = [[Lesion("haemorrhage", 40, 64, 5)], [Lesion("exudate", 90, 50, 4), Lesion("microaneurysm", 30, 30, 2)]]
+    maps = np.stack([lesion_maps(found, 128) for found in lesions])
+    listed = translator.translate(vessels, grade=[1, None], look_seed=[0, 1], lesions=lesions)
+    given = translator.translate(vessels, grade=[1, None], look_seed=[0, 1], lesion_maps=maps)
+    assert np.array_equal(listed, given)
+    one_by_one = [translator.translate(vessels[k : k + 1], grade=g, look_seed=k, lesion_maps=maps[k : k + 1])[0] for k, g in enumerate((1, None))]
+    assert np.array_equal(given, np.stack(one_by_one))
+    assert not np.array_equal(given, translator.translate(vessels, grade=[1, None], look_seed=[0, 1]))  # the maps matter
+    with pytest.raises(ValueError, match="not both"):
+        translator.translate(vessels, lesions=lesions, lesion_maps=maps)
+    with pytest.raises(ValueError, match="lesion maps must be"):
+        translator.translate(vessels, lesion_maps=maps[:1])
+    with pytest.raises(ValueError, match="3 grades for 2 maps"):
+        translator.translate(vessels, grade=[0, 1, 2])
+    with pytest.raises(ValueError, match="grade must be 0-4, not 7"):
+        translator.translate(vessels, grade=[0, 7])
+    painter = FundusTranslator(Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=128)).eval(), {})
+    with pytest.raises(ValueError, match="takes no lesion maps"):
+        painter.translate(vessels, lesion_maps=maps)
+
+
 def test_translator_without_lesion_maps_paints_them(prepared_maps, tmp_path):
     model = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=128)).eval()
     translator = FundusTranslator(model, {})

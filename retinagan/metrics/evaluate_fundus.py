@@ -6,7 +6,10 @@
   is the real-vs-real floor at the same sample size. Half B's trees are mostly training trees,
   so that FID flatters the translator; the held-out trees' photos (never trained on) are also
   scored against the other real photos, beside the real photos of the same trees (the floor at
-  that small size: both FIDs are large at n = 18, only their ratio means much).
+  that small size: both FIDs are large at n = 18, only their ratio means much). Half B's trees
+  are translated twice: as a bare tree (no lesions, grade unknown) and with their own photo's
+  conditions (the lesion detector's maps of it and its grade), the way pix2pix is scored on
+  the label maps of the photos it is compared with.
 - Vessel fidelity: the shipped segmenter run on each generated photo, Dice against the vessel
   map it was made from; the same for the real photos against their own maps is the ceiling.
 - Anatomy: one optic disc (a single clear brightness peak on the expected side) and an intact
@@ -26,6 +29,7 @@ from tqdm import tqdm
 
 from retinagan.data.preprocess import fov_mask
 from retinagan.errors import RetinaganError
+from retinagan.lesions import detect_lesions
 from retinagan.metrics.segmentation import dice
 
 
@@ -145,6 +149,18 @@ def split_halves(ids: np.ndarray) -> np.ndarray:
     return half
 
 
+def conditions_of(prepared, keep: np.ndarray, translator) -> dict:
+    """translate() keywords giving each kept photo's tree its own photo's conditions: the lesion
+    detector's maps of the real photo (for a lesion-drawing translator) and its grade (-1 unknown)."""
+    out = {}
+    if translator.draws_lesions:
+        out["lesion_maps"] = np.stack([detect_lesions(rgb, f, v) for rgb, f, v in
+                                       zip(prepared.images[keep], prepared.fov[keep], prepared.vessels[keep])])
+    if translator.grades > 0:
+        out["grade"] = [int(g) for g in prepared.grades[keep]]
+    return out
+
+
 def evaluate_translator(translator, prepared, segmenter, generator=None, n: int = 0, seed: int = 0, holdout_every: int = 10) -> dict:
     """All Stage 2 scores as one flat dict (see the module docstring).
 
@@ -173,6 +189,15 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     }
     result["kid_real_vs_real"], result["kid_real_vs_real_std"] = kid(feats_b, feats_a)
     result["kid_from_real_maps"], result["kid_from_real_maps_std"] = kid(feats_made, feats_a)
+    if translator.draws_lesions or translator.grades > 0:
+        # The same trees, each photo made with its real photo's lesion maps (the detector's, as
+        # in training) and DR grade (unknown where the set has none), as a pix2pix is scored on
+        # the label maps of the photos it is compared with: most real photos show DR lesions.
+        own = conditions_of(prepared, ~half_a, translator)
+        made_own = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=list(range(int((~half_a).sum()))), **own)
+        feats_own = inception_features(net, made_own, desc="real maps, own lesions")
+        result["fid_from_real_maps_own_conditions"] = fid(feats_own, feats_a)
+        result["kid_from_real_maps_own_conditions"], result["kid_from_real_maps_own_conditions_std"] = kid(feats_own, feats_a)
     made_held = translator.translate(prepared.vessels[held], prepared.fov[held], look_seed=list(range(int(held.sum()))))
     result["fidelity_dice_holdout"] = float(fidelity(segmenter, made_held, prepared.vessels[held], prepared.fov[held]).mean())
     result["fidelity_dice_real_photos"] = float(fidelity(segmenter, photos[held], prepared.vessels[held], prepared.fov[held]).mean())
