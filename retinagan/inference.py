@@ -1,6 +1,7 @@
 """The one facade the CLI and the app call: load models once, run them on numpy images."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -192,6 +193,12 @@ def nyquist_notch(size: int, radius: float) -> torch.Tensor:
     """(size, size) gains over the 2-D FFT's frequencies: 0 at the three Nyquist points, (size/2, 0),
     (0, size/2) and (size/2, size/2), rising as 1 - exp(-d^2 / 2 radius^2) with the distance d (in
     frequency bins) from the nearest of them; 1 at DC."""
+    return _notch(int(size), float(radius)).clone()
+
+
+@functools.lru_cache(maxsize=8)
+def _notch(size: int, radius: float) -> torch.Tensor:
+    """nyquist_notch's gains, made once per (size, radius): degrid reads them, never writes."""
     freq = torch.fft.fftfreq(size, d=1.0 / size).abs()  # bins from DC: 0 ... size/2
     to_nyquist = size / 2 - freq
     gains = torch.ones(size, size)
@@ -206,7 +213,7 @@ def degrid(photos: torch.Tensor, radius: float) -> torch.Tensor:
     Nyquist frequencies (10-200x a real photo's there); a Gaussian notch of `radius` bins around
     each Nyquist point removes it and leaves the rest of the spectrum."""
     size = photos.shape[-1]
-    gains = nyquist_notch(size, radius).to(photos.device)
+    gains = _notch(size, float(radius)).to(photos.device)
     return torch.fft.ifft2(torch.fft.fft2(photos.float()) * gains).real
 
 
