@@ -290,6 +290,12 @@ def detect_lesions(rgb: np.ndarray, fov: np.ndarray, vessels: np.ndarray | None 
     return maps
 
 
+def detect_all(images: np.ndarray, fovs: np.ndarray, vessels: np.ndarray) -> np.ndarray:
+    """detect_lesions over a set of photos -> (N, 3, S, S) bool: the lesion maps a translator is
+    trained on (retinagan.training.pix2pix.load_pairs) and scored with (evaluate fundus)."""
+    return np.stack([detect_lesions(rgb, f, v) for rgb, f, v in zip(images, fovs, vessels)])
+
+
 def lesion_counts(maps: np.ndarray) -> dict[str, int]:
     """Connected spots per type of (3, S, S) lesion maps."""
     return {kind: int(ndimage.label(maps[k])[1]) for k, kind in enumerate(LESION_TYPES)}

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from retinagan.data.preprocess import fov_mask
 from retinagan.errors import RetinaganError
-from retinagan.lesions import detect_lesions
+from retinagan.lesions import detect_all
 from retinagan.metrics.segmentation import dice
 
 
@@ -154,8 +154,7 @@ def conditions_of(prepared, keep: np.ndarray, translator) -> dict:
     detector's maps of the real photo (for a lesion-drawing translator) and its grade (-1 unknown)."""
     out = {}
     if translator.draws_lesions:
-        out["lesion_maps"] = np.stack([detect_lesions(rgb, f, v) for rgb, f, v in
-                                       zip(prepared.images[keep], prepared.fov[keep], prepared.vessels[keep])])
+        out["lesion_maps"] = detect_all(prepared.images[keep], prepared.fov[keep], prepared.vessels[keep])
     if translator.grades > 0:
         out["grade"] = [int(g) for g in prepared.grades[keep]]
     return out
@@ -179,7 +178,8 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     net = inception()
     feats_a = inception_features(net, photos[half_a], desc="real A")
     feats_b = inception_features(net, photos[~half_a], desc="real B")
-    made_b = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=list(range(int((~half_a).sum()))))
+    looks_b = list(range(int((~half_a).sum())))  # one look per half-B tree, the same for both of its translations
+    made_b = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b)
     feats_made = inception_features(net, made_b, desc="from real maps")
     result = {
         "n_real_a": int(half_a.sum()),
@@ -194,7 +194,7 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
         # in training) and DR grade (unknown where the set has none), as a pix2pix is scored on
         # the label maps of the photos it is compared with: most real photos show DR lesions.
         own = conditions_of(prepared, ~half_a, translator)
-        made_own = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=list(range(int((~half_a).sum()))), **own)
+        made_own = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b, **own)
         feats_own = inception_features(net, made_own, desc="real maps, own lesions")
         result["fid_from_real_maps_own_conditions"] = fid(feats_own, feats_a)
         result["kid_from_real_maps_own_conditions"], result["kid_from_real_maps_own_conditions_std"] = kid(feats_own, feats_a)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError
-from retinagan.lesions import detect_lesions
+from retinagan.lesions import detect_all
 from retinagan.losses import discriminator_loss, generator_loss, grade_loss, lowpass_l1, masked_l1
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
@@ -92,8 +92,7 @@ def load_pairs(path: str, holdout_every: int, lesions: bool = False) -> tuple[Pa
     fov = prepared.fov.astype(np.uint8)
     channels = [prepared.vessels.astype(np.uint8)[:, None], fov[:, None]]
     if lesions:
-        found = [detect_lesions(rgb, f, v) for rgb, f, v in zip(prepared.images, prepared.fov, prepared.vessels)]
-        channels.append(np.stack(found).astype(np.uint8))
+        channels.append(detect_all(prepared.images, prepared.fov, prepared.vessels).astype(np.uint8))
     inputs = torch.from_numpy(np.concatenate(channels, axis=1))
     photos = torch.from_numpy((prepared.images * fov[..., None]).transpose(0, 3, 1, 2).copy())  # black outside the FOV
     grades = torch.from_numpy(prepared.grades.astype(np.int64))
