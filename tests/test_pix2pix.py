@@ -214,6 +214,43 @@ def test_texture_noise_starts_silent_then_adds_seeded_grain():
         Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, noise_levels=9))
 
 
+def test_refiner_starts_silent_then_paints_full_resolution_seeded_grain():
+    torch.manual_seed(0)
+    plain = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, lesions=3, noise_levels=2)).eval()
+    refined = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, lesions=3, noise_levels=2, refine_channels=8)).eval()
+    assert refined.noise_sizes() == [16, 32, 64]  # the refiner's map last: the others draw as before
+    missing, unexpected = refined.load_state_dict(plain.state_dict(), strict=False)
+    assert missing and all(k.startswith("refine.") for k in missing) and not unexpected
+    for strength in [*plain.noise_strength, *refined.noise_strength]:
+        strength.data.fill_(0.5)
+    x = torch.rand(2, 5, 64, 64)
+    noise = [torch.randn(2, 1, s, s) for s in refined.noise_sizes()]
+    with torch.no_grad():
+        assert torch.equal(refined(x, noise=noise), plain(x, noise=noise[:2]))  # zero last conv: exactly the model it grew from
+        refined.refine[-1].weight.normal_(0, 0.1)
+        a, b = refined(x, noise=noise), refined(x, noise=noise[:2] + [torch.randn(2, 1, 64, 64)])
+    assert not torch.allclose(a, b)  # its own full-resolution noise map matters
+    changed = (a - b).abs().amax(dim=1)[0]
+    assert (changed > 1e-4).float().mean() > 0.5  # grain everywhere, not a patch
+    translator = FundusTranslator(refined, {})
+    trees = np.zeros((2, 64, 64), dtype=bool)
+    trees[:, 30:33] = True
+    assert np.array_equal(translator.translate(trees, look_seed=[4, 4])[0], translator.translate(trees[:1], look_seed=4)[0])
+    with pytest.raises(ValueError, match="refine_channels"):
+        Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, refine_channels=-1))
+
+
+def test_refiner_fine_tune_from_a_checkpoint(prepared_maps, tmp_path):
+    start = train_pix2pix(short_config(prepared_maps, tmp_path / "start", steps=3))
+    cfg = short_config(prepared_maps, tmp_path / "ref", steps=4, init=str(start))
+    cfg.model = Pix2PixConfig(**{**TINY.__dict__, "refine_channels": 8})
+    model, config = load_model(train_pix2pix(cfg))
+    assert model.config.refine_channels == 8 and config["model_config"]["refine_channels"] == 8
+    assert model.refine[-1].weight.abs().sum() > 0  # the refiner learned something
+    shipped, _ = load_model("checkpoints/pix2pix-grade")  # its stored config predates the field
+    assert shipped.config.refine_channels == 0 and shipped.refine is None
+
+
 def test_lowpass_l1_ignores_grain_but_not_shape():
     from retinagan.losses import gaussian_blur
 

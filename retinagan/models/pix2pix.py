@@ -7,7 +7,10 @@ Optional conditions: a DR grade and a photo's look (per-channel shifts in every 
 and lesion maps (microaneurysm, haemorrhage, exudate: extra input channels, so lesions appear
 where the maps say). Optional texture noise: per-pixel Gaussian noise added, with a learned
 strength per channel (zero at the start), to the finest decoder levels, so the generator has a
-source for the grain of a real photo that no vessel map determines.
+source for the grain of a real photo that no vessel map determines. Optional refiner: three
+3x3 convolutions at full resolution on (photo so far, input maps, a noise map of its own), added
+to the photo (its last convolution starts at zero): the sub-pixel head makes the full resolution
+from 128-px features, so nothing else convolves at 256 px, where the finest grain and specks live.
 
 Discriminator: PatchGAN on the (vessel map [+ lesion maps], photo) pair -> a 16x16 map of
 real/fake logits for 256x256 inputs; with grades, a projection of the grade onto its features
@@ -38,6 +41,7 @@ class Pix2PixConfig:
     appearance_dim: int = 0  # 6: condition on the photo's look (per-channel FOV mean and spread)
     lesions: int = 0  # 3: lesion-map input channels after vessels and FOV (retinagan.lesions.LESION_TYPES)
     noise_levels: int = 0  # > 0: texture noise into this many of the finest decoder levels (2: 64 and 128 px)
+    refine_channels: int = 0  # > 0: a residual refiner of this width at full resolution, with its own noise map
 
 
 def _down(in_channels: int, out_channels: int, norm: bool = True) -> nn.Sequential:
@@ -96,11 +100,24 @@ class Pix2PixGenerator(nn.Module):
         self.noise_strength = nn.ParameterList(
             [nn.Parameter(torch.zeros(2 * w)) for w in up_widths[len(up_widths) - config.noise_levels :]]
         )
+        if config.refine_channels < 0:
+            raise ValueError(f"refine_channels must be >= 0, not {config.refine_channels}")
+        self.refine = None
+        if config.refine_channels:
+            c, inputs = config.refine_channels, config.out_channels + config.in_channels + config.lesions + 1
+            self.refine = nn.Sequential(nn.Conv2d(inputs, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+                                        nn.Conv2d(c, c, 3, 1, 1), nn.LeakyReLU(0.2, inplace=True),
+                                        nn.Conv2d(c, config.out_channels, 3, 1, 1))
+            nn.init.zeros_(self.refine[-1].weight)  # a trained model gains a refiner without changing
+            nn.init.zeros_(self.refine[-1].bias)
 
     def noise_sizes(self) -> list[int]:
-        """Side lengths of the texture-noise maps, finest last (empty without texture noise)."""
+        """Side lengths of the texture-noise maps, finest last (empty without texture noise);
+        the refiner's full-resolution map comes last, so adding it leaves the others' draws as
+        they were for the same seed."""
         levels = len(self.up)
-        return [self.config.image_size >> (levels - k) for k in range(levels - self.config.noise_levels, levels)]
+        sizes = [self.config.image_size >> (levels - k) for k in range(levels - self.config.noise_levels, levels)]
+        return sizes + ([self.config.image_size] if self.refine is not None else [])
 
     def _condition(self, x: torch.Tensor, grade: torch.Tensor | None, appearance: torch.Tensor | None) -> torch.Tensor | None:
         parts = []
@@ -125,7 +142,7 @@ class Pix2PixGenerator(nn.Module):
         """
         cond = self._condition(x, grade, appearance)
         first_noisy = len(self.up) - self.config.noise_levels
-        if self.config.noise_levels and noise is None:
+        if noise is None and self.noise_sizes():
             noise = [torch.randn(len(x), 1, s, s, device=x.device) for s in self.noise_sizes()]
         skips = []
         h = x * 2 - 1
@@ -144,6 +161,8 @@ class Pix2PixGenerator(nn.Module):
         if cond is not None:
             scale, shift = self.condition[-1](cond).chunk(2, dim=1)
             out = out * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
+        if self.refine is not None:
+            out = out + self.refine(torch.cat([out, x * 2 - 1, noise[-1].to(out.dtype)], dim=1))
         return torch.tanh(out)
 
 

@@ -167,8 +167,8 @@ def start_generator(cfg: Pix2PixTrainConfig) -> tuple[Pix2PixGenerator, str]:
 
     source, _ = load_model(cfg.init, expected_kind="pix2pix")
     state = {k: v.float() for k, v in source.state_dict().items()}
-    for key, value in generator.state_dict().items():  # texture noise the checkpoint lacks starts at zero strength
-        if key.startswith("noise_strength.") and key not in state:
+    for key, value in generator.state_dict().items():  # texture noise and a refiner the checkpoint lacks start at zero
+        if key.startswith(("noise_strength.", "refine.")) and key not in state:
             state[key] = value
     first = "down.0.0.weight"
     have, want = state[first], generator.state_dict()[first]
