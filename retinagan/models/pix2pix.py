@@ -142,7 +142,7 @@ class Pix2PixGenerator(nn.Module):
         """
         cond = self._condition(x, grade, appearance)
         first_noisy = len(self.up) - self.config.noise_levels
-        if noise is None and self.noise_sizes():
+        if noise is None:  # empty without texture noise or a refiner
             noise = [torch.randn(len(x), 1, s, s, device=x.device) for s in self.noise_sizes()]
         skips = []
         h = x * 2 - 1
