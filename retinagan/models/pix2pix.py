@@ -145,7 +145,7 @@ class Pix2PixGenerator(nn.Module):
         if noise is None:  # empty without texture noise or a refiner
             noise = [torch.randn(len(x), 1, s, s, device=x.device) for s in self.noise_sizes()]
         skips = []
-        h = x * 2 - 1
+        h = inputs = x * 2 - 1
         for block in self.down:
             h = block(h)
             skips.append(h)
@@ -162,7 +162,7 @@ class Pix2PixGenerator(nn.Module):
             scale, shift = self.condition[-1](cond).chunk(2, dim=1)
             out = out * (1 + scale[:, :, None, None]) + shift[:, :, None, None]
         if self.refine is not None:
-            out = out + self.refine(torch.cat([out, x * 2 - 1, noise[-1].to(out.dtype)], dim=1))
+            out = out + self.refine(torch.cat([out, inputs, noise[-1].to(out.dtype)], dim=1))
         return torch.tanh(out)
 
 

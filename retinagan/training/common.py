@@ -210,8 +210,9 @@ def diff_augment(condition: torch.Tensor, photo: torch.Tensor, policy: tuple[str
     run draws the same): on 156 training photos a discriminator learns the photos themselves
     within a few thousand steps, and transformed pairs are meant to keep it from that. Measured
     here (README, Stage 2): with all three transforms the translator's discriminators stayed at
-    chance for a whole run; with translation alone they learned without memorising. Both sides of the game see augmented pairs (real and generated alike, each its own draw), and
-    the generator's gradient passes through the augmentation.
+    chance for a whole run; with translation alone they learned without memorising. Both sides
+    of the game see augmented pairs (real and generated alike, each its own draw), and the
+    generator's gradient passes through the augmentation.
 
     condition: (B, C, S, S) maps in 0..1; photo: (B, 3, S, S) in -1..1.
     color: brightness +-0.5, saturation x0-2, contrast x0.5-1.5 (photo only);
