@@ -132,8 +132,8 @@ def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
     note = f"{source}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
     if photo is None:
         note += " (no translator in the checkpoints folder: vessel tree only)"
-    elif _grade(grade) is not None and not explorer().translator().grades:
-        note += f". The shipped translator was trained without grades: grade {_grade(grade)} does not change the photo yet"
+    elif _grade(grade) is not None and not explorer().translator(model).grades:
+        note += f". This translator was trained without grades: grade {_grade(grade)} does not change the photo yet"
     return vessels.astype(np.uint8) * 255, photo, note
 
 
@@ -278,7 +278,7 @@ def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, gra
         zb = _pick_code(choice_b, upload_b, model, refine)
         progress(0.9, desc="decoding the path")
         _, maps = ex.interpolate(model, za, zb, int(frames), mode)
-        photos = ex.photos(maps, _grade(grade))
+        photos = ex.photos(maps, _grade(grade), model=model)
     except (RetinaganError, ValueError) as exc:
         return None, None, None, None, _error(exc)
     strip = grid(maps.astype(np.float32), columns=len(maps))
@@ -340,7 +340,7 @@ def pick_point(model, key, grade):
         else:
             code, what = ex.code(model, int(value)), f"generated sample, seed {int(value)}"
         vessels = ex.decode(model, code)
-        photos = ex.photos(vessels, _grade(grade))
+        photos = ex.photos(vessels, _grade(grade), model=model)
     except (RetinaganError, ValueError, IndexError) as exc:
         return None, None, _error(exc)
     return vessels[0].astype(np.uint8) * 255, None if photos is None else photos[0], what
@@ -403,13 +403,13 @@ def lesion_base(model, seed, grade):
         if not model:
             return None, None, [], _no_models()
         vessels = ex.decode(model, ex.code(model, int(seed)))
-        photos = ex.photos(vessels, _grade(grade), lesions=[], look_seed=int(seed))
+        photos = ex.photos(vessels, _grade(grade), lesions=[], look_seed=int(seed), model=model)
     except (RetinaganError, ValueError) as exc:
         return None, None, [], _error(exc)
     if photos is None:
         return None, None, [], "Lesions need a translator in the checkpoints folder."
-    base = {"photo": photos[0], "vessels": vessels[0], "grade": _grade(grade)}
-    how = "drawn by the translator" if ex.translator().draws_lesions else "painted on (this translator takes no lesion maps)"
+    base = {"photo": photos[0], "vessels": vessels[0], "grade": _grade(grade), "model": model}
+    how = "drawn by the translator" if ex.translator(model).draws_lesions else "painted on (this translator takes no lesion maps)"
     return photos[0], base, [], f"Click on the photo to place a lesion (lesions are {how}; the photo stays unchanged elsewhere)."
 
 
@@ -459,7 +459,7 @@ def undo_lesion(base, lesions):
 def _render(base: dict, lesions: list) -> np.ndarray:
     """The base photo with these lesions (dicts or Lesion) inserted."""
     lesions = [d if isinstance(d, Lesion) else Lesion(**d) for d in lesions]
-    return explorer().insert(base["photo"], base["vessels"], lesions, base["grade"])
+    return explorer().insert(base["photo"], base["vessels"], lesions, base["grade"], model=base.get("model"))
 
 
 # --- Export -----------------------------------------------------------------------------------
@@ -494,6 +494,9 @@ def build_ui() -> gr.Blocks:
     ex = explorer()
     names = ex.names()
     default = names[0] if names else None
+    paired = [name for name in names if ex.paired(name)]
+    # Models that bring their own translator (end-to-end pairs) say so where they are chosen.
+    model_info = f"{', '.join(paired)}: painted by its own translator, trained jointly with it" if paired else None
     trees = tree_choices(default)
     # Gradio keeps a copy of every image it serves: hourly, drop those older than a day.
     with gr.Blocks(title="retinagan explorer", delete_cache=(3600, 86400)) as demo:
@@ -505,7 +508,7 @@ def build_ui() -> gr.Blocks:
         with gr.Tab("Generate"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    model = gr.Dropdown(names, value=default, label="Vessel model")
+                    model = gr.Dropdown(names, value=default, label="Vessel model", info=model_info)
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                     fov_height = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
@@ -549,7 +552,7 @@ def build_ui() -> gr.Blocks:
                     choice_b = gr.Dropdown(trees, value=trees[-1], label="Tree B")
                     upload_b = gr.File(label="…or upload a photo / vessel map for B", file_types=["image"], type="filepath")
                 with gr.Column():
-                    i_model = gr.Dropdown(names, value=default, label="Vessel model")
+                    i_model = gr.Dropdown(names, value=default, label="Vessel model", info=model_info)
                     frames = gr.Slider(3, 16, value=8, step=1, label="Frames")
                     mode = gr.Radio(["linear", "spherical"], value="spherical", label="Path")
                     i_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photos")
@@ -568,7 +571,7 @@ def build_ui() -> gr.Blocks:
 
         with gr.Tab("Latent map"):
             with gr.Row():
-                m_model = gr.Dropdown(names, value=default, label="Vessel model")
+                m_model = gr.Dropdown(names, value=default, label="Vessel model", info=model_info)
                 colour_by = gr.Radio(["grade", "source"], value="source", label="Colour by")
                 m_seed = gr.Number(value=0, precision=0, label="Current sample (seed)")
                 m_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photo")
@@ -599,7 +602,7 @@ def build_ui() -> gr.Blocks:
 
         with gr.Tab("Lesions"):
             with gr.Row():
-                l_model = gr.Dropdown(names, value=default, label="Vessel model")
+                l_model = gr.Dropdown(names, value=default, label="Vessel model", info=model_info)
                 l_seed = gr.Number(value=0, precision=0, label="Seed")
                 l_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                 l_start = gr.Button("Make the photo", variant="primary")
@@ -620,7 +623,7 @@ def build_ui() -> gr.Blocks:
 
         with gr.Tab("Export"):
             with gr.Row():
-                e_model = gr.Dropdown(names, value=default, label="Vessel model")
+                e_model = gr.Dropdown(names, value=default, label="Vessel model", info=model_info)
                 e_n = gr.Number(value=16, precision=0, label="Pairs", elem_id="export-n")
                 e_seed = gr.Number(value=0, precision=0, label="First seed")
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")

@@ -3,10 +3,18 @@
 config.json holds the format version, the model kind and config (enough to rebuild the
 model), and what the model was trained on, for how long, and how it scored. Nothing is
 ever unpickled.
+
+A checkpoint may be stored as its differences from another one (save_model(base=...)):
+model.safetensors then holds only the tensors that differ, and config.json's "base" names
+the other folder (a path relative to this one) and the sha256 of its weights; load_model
+reads the base, checks the hash and lays the stored tensors over it. That is how a model
+fine-tuned in a few layers (the end-to-end pair, which changes the shipped AAE's decoder
+and the translator's finer levels) ships in a few MB.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -23,6 +31,7 @@ from retinagan.models.registry import build_model
 
 FORMAT_VERSION = 1
 WEIGHTS, CONFIG = "model.safetensors", "config.json"
+PAIRED_TRANSLATOR = "translator"  # a vessel model's own translator (an end-to-end pair): this subfolder of its folder
 
 
 def save_model(
@@ -31,11 +40,14 @@ def save_model(
     kind: str,
     *,
     half: bool = False,
+    base: str | os.PathLike | None = None,
     **info: Any,
 ) -> Path:
     """Write model weights and config.json into folder, replacing it atomically.
 
     info goes into config.json as is (training data, steps, wall time, metrics, ...).
+    base: a checkpoint of the same kind to store the differences from: only the tensors
+    that differ from base's stored ones (after the float16 cast with half) are written.
     """
     folder = Path(folder)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
@@ -48,6 +60,21 @@ def save_model(
         "dtype": "float16" if half else "float32",
         **info,
     }
+    if base is not None:
+        base = Path(base)
+        base_config = read_config(base, kind)
+        if "base" in base_config:
+            raise CheckpointError(f"checkpoint {base}: is itself stored as differences; pick the checkpoint it was made from")
+        base_state = _read_weights(base)
+        total = len(state)
+        state = {k: v for k, v in state.items() if not _same(v, base_state.get(k))}
+        config["base"] = {
+            "checkpoint": os.path.relpath(base.resolve(), folder.resolve()),
+            "sha256": file_sha256(base / WEIGHTS),
+            "stored_tensors": len(state),
+            "tensors": total,
+            "stored_parameters": sum(v.numel() for v in state.values()),
+        }
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     staging.chmod(0o755)  # mkdtemp makes it private; a checkpoint is meant to be shared
@@ -55,6 +82,18 @@ def save_model(
     (staging / CONFIG).write_text(_config_text(config))
     _replace_dir(staging, folder)
     return folder
+
+
+def _same(tensor: torch.Tensor, other: torch.Tensor | None) -> bool:
+    return other is not None and other.dtype == tensor.dtype and other.shape == tensor.shape and torch.equal(other, tensor)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _config_text(config: dict) -> str:
@@ -131,7 +170,7 @@ def update_metrics(folder: str | os.PathLike, metrics: dict) -> dict:
 
 def stored_info(config: dict) -> dict:
     """The free-form part of a config.json (training data, steps, metrics ...), to pass back to save_model."""
-    return {k: v for k, v in config.items() if k not in ("format_version", "kind", "model_config", "dtype")}
+    return {k: v for k, v in config.items() if k not in ("format_version", "kind", "model_config", "dtype", "base")}
 
 
 def load_model(
@@ -142,14 +181,13 @@ def load_model(
     """Rebuild the model from config.json and load its weights (as float32) in eval mode."""
     folder = Path(folder)
     config = read_config(folder, expected_kind)
-    path = folder / WEIGHTS
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {folder}: no {WEIGHTS}")
-    try:
-        state = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS} is damaged or truncated ({exc})") from None
-    model = _build_checked(folder, config, path.stat().st_size)
+    state = _read_weights(folder)
+    weights_bytes = (folder / WEIGHTS).stat().st_size
+    if "base" in config:
+        base = base_folder(folder, config)
+        state = {**_read_weights(base), **state}
+        weights_bytes += (base / WEIGHTS).stat().st_size
+    model = _build_checked(folder, config, weights_bytes)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     try:
         model.load_state_dict(state, strict=True)
@@ -157,6 +195,41 @@ def load_model(
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"checkpoint {folder}: weights do not fit the stored config ({first})") from None
     return model.to(device).eval(), config
+
+
+def _read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    path = folder / WEIGHTS
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {folder}: no {WEIGHTS}")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"checkpoint {folder}: {WEIGHTS} is damaged or truncated ({exc})") from None
+
+
+def base_folder(folder: Path, config: dict) -> Path:
+    """The checkpoint a differences-only checkpoint is laid over, checked: there, of the same
+    kind, not itself a differences-only one, and with the very weights it was made from."""
+    base = config["base"]
+    if not isinstance(base, dict) or not isinstance(base.get("checkpoint"), str) or not isinstance(base.get("sha256"), str):
+        raise CheckpointError(f"checkpoint {folder}: {CONFIG} has an invalid 'base' (expected checkpoint and sha256)")
+    path = Path(os.path.normpath(folder / base["checkpoint"]))
+    if not (path / CONFIG).is_file():
+        raise CheckpointError(
+            f"checkpoint {folder}: stores only its differences from {base['checkpoint']}, which is not there ({path}); "
+            "keep both folders where they were shipped (checkpoints/)"
+        )
+    base_config = read_config(path, config["kind"])
+    if "base" in base_config:
+        raise CheckpointError(f"checkpoint {folder}: its base {path} is itself stored as differences (one level only)")
+    if not (path / WEIGHTS).is_file():
+        raise CheckpointError(f"checkpoint {folder}: its base {path} has no {WEIGHTS}")
+    if file_sha256(path / WEIGHTS) != base["sha256"]:
+        raise CheckpointError(
+            f"checkpoint {folder}: its base {path} has other weights than the ones it was made from (sha256 differs); "
+            "restore that checkpoint (git checkout checkpoints/) or re-export this one"
+        )
+    return path
 
 
 def _build_checked(folder: Path, config: dict, weights_bytes: int) -> torch.nn.Module:

@@ -122,8 +122,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev_lat.add_argument("--json", action="store_true")
 
     export = commands.add_parser("export", help="copy a checkpoint as float16 (as shipped in checkpoints/)")
-    export.add_argument("--checkpoint", required=True)
+    export.add_argument("--checkpoint", required=True, help="a checkpoint folder, or an end2end run's checkpoint/ (vessels/ + translator/): "
+                        "written as the vessel model OUTPUT with its own translator in OUTPUT/translator, which the app pairs with it")
     export.add_argument("--output", required=True)
+    export.add_argument("--base", action="append", default=[], metavar="CHECKPOINT",
+                        help="store only the tensors that differ from this checkpoint of the same kind (give one per kind for a pair); "
+                        "the result loads only beside it")
 
     gen = commands.add_parser("generate", help="sample vessel trees [and fundus photos]: vessels/, fundus/, manifest.csv")
     gen.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder")
@@ -341,11 +345,20 @@ def _real_set(source: str, segmenter, size: int):
 
 
 def cmd_export(args) -> int:
-    from retinagan.checkpoint import load_model, save_model, stored_info
+    from retinagan.checkpoint import PAIRED_TRANSLATOR, load_model, read_config, save_model, stored_info
 
-    model, config = load_model(args.checkpoint)
-    info = stored_info(config)
-    print(f"written {save_model(args.output, model, config['kind'], half=True, **info)}")
+    source, output = Path(args.checkpoint), Path(args.output)
+    pair = not (source / "config.json").is_file() and (source / "vessels").is_dir() and (source / "translator").is_dir()
+    jobs = [(source / "vessels", output), (source / "translator", output / PAIRED_TRANSLATOR)] if pair else [(source, output)]
+    bases = {read_config(base)["kind"]: base for base in args.base}
+    for folder, target in jobs:  # the vessel model first: writing it replaces the whole output folder
+        model, config = load_model(folder)
+        if args.base and config["kind"] not in bases:
+            raise RetinaganError(f"--base: none of {', '.join(args.base)} holds a {config['kind']} model like {folder}")
+        written = save_model(target, model, config["kind"], half=True, base=bases.get(config["kind"]), **stored_info(config))
+        stored = read_config(written).get("base")
+        print(f"written {written}" + (f" ({stored['stored_tensors']} of {stored['tensors']} tensors, the rest from {stored['checkpoint']})"
+                                      if stored else ""))
     return 0
 
 

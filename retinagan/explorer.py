@@ -160,7 +160,7 @@ class Explorer:
     # --- models -------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Vessel models, the expected best first."""
-        order = ["aae-lsgan-128", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
+        order = ["aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
         return sorted(self.vessel_models, key=lambda n: (order.index(n) if n in order else len(order), n))
 
     def generator(self, name: str, fine_vessels: bool = False):
@@ -172,12 +172,28 @@ class Explorer:
         base = self._load(("vessels", name), lambda: VesselGenerator.load(self.root / name))
         return self._load(("fine", name), lambda: FineVesselGenerator(base)) if fine_vessels else base
 
-    def translator(self):
+    def paired(self, model: str | None) -> bool:
+        """Whether vessel model `model` brings its own translator (an end-to-end pair: the
+        translator trained with it, in its folder's translator/)."""
+        from retinagan.checkpoint import PAIRED_TRANSLATOR
+
+        return model in self.vessel_models and (self.root / model / PAIRED_TRANSLATOR / "config.json").is_file()
+
+    def translator_label(self, model: str | None = None) -> str:
+        """The folder (in the checkpoints folder) of the translator that paints `model`'s trees."""
+        from retinagan.checkpoint import PAIRED_TRANSLATOR
+
+        return f"{model}/{PAIRED_TRANSLATOR}" if self.paired(model) else self.translator_name
+
+    def translator(self, model: str | None = None):
+        """The translator for vessel model `model`: its own if it has one, else the shared one
+        (None when there is none)."""
         from retinagan.inference import FundusTranslator
 
-        if not (self.root / self.translator_name / "config.json").is_file():
+        label = self.translator_label(model)
+        if not (self.root / label / "config.json").is_file():
             return None
-        return self._load("translator", lambda: FundusTranslator.load(self.root / self.translator_name))
+        return self._load(("translator", label), lambda: FundusTranslator.load(self.root / label))
 
     def segmenter(self):
         from retinagan.inference import Segmenter
@@ -221,14 +237,15 @@ class Explorer:
         return self.generator(name).decode(np.atleast_2d(codes)) >= 0.5
 
     def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None,
-               look_seed: int | None = None) -> np.ndarray | None:
+               look_seed: int | None = None, model: str | None = None) -> np.ndarray | None:
         """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator.
+        model: the vessel model that drew the maps (its own translator paints them, if it has one).
         look_seed picks the photos' overall look (a training photo's colour and contrast); None: the average look.
         lesions: drawn on every photo; None: a lesion-drawing translator gets lesions composed to
         match the grade (seeded by look_seed), others none."""
         from retinagan.inference import fov_disc
 
-        translator = self.translator()
+        translator = self.translator(model)
         if translator is None:
             return None
         if maps.shape[-1] != translator.size:
@@ -239,16 +256,17 @@ class Explorer:
         placed = [translator.plan_lesions(m, fov, grade, seed, lesions) for m in maps]
         return translator.translate(maps, fov, grade, look_seed=look_seed, lesions=placed)
 
-    def _lesion_translator(self):
-        translator = self.translator()
+    def _lesion_translator(self, model: str | None = None):
+        translator = self.translator(model)
         if translator is None:
             raise RetinaganError("placing lesions needs a translator in the checkpoints folder")
         return translator
 
-    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], grade: int | None = None) -> np.ndarray:
+    def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], grade: int | None = None,
+               model: str | None = None) -> np.ndarray:
         """Lesions placed into a photo of this translator's size (FOV: its non-black pixels);
-        the photo is unchanged outside the lesions' regions."""
-        translator = self._lesion_translator()
+        the photo is unchanged outside the lesions' regions. model: as for photos()."""
+        translator = self._lesion_translator(model)
         photo = np.asarray(photo, dtype=np.uint8)
         fov = photo.max(axis=2) > 12
         grade = grade if translator.grades > 0 else None
@@ -264,7 +282,7 @@ class Explorer:
         vessels = self.decode(name, z)
         if fine_vessels:
             vessels = self.generator(name, fine_vessels=True).add_fine(vessels, [int(seed)])
-        photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed))
+        photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed), model=name)
         return vessels[0], None if photos is None else photos[0], z
 
     # --- real trees -------------------------------------------------------------------------
@@ -334,11 +352,11 @@ class Explorer:
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
-        translator = self.translator()
+        translator = self.translator(name)
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
         export_samples(
             self.generator(name, fine_vessels), name + (FINE_SUFFIX if fine_vessels else ""), seed, n, folder, translator=translator,
-            translator_name=self.translator_name if translator is not None else "", grades=grades or None,
+            translator_name=self.translator_label(name) if translator is not None else "", grades=grades or None,
             fov=fov_disc(translator.size) if translator is not None else None, progress=progress,
         )
         target = folder.with_suffix(".zip")
@@ -366,12 +384,15 @@ class Explorer:
                 "diversity (pairwise Dice)": vessels.get("diversity_pairwise_dice"),
                 "nearest-training Dice": vessels.get("nearest_training_dice_mean"),
             })
-        if (self.root / self.translator_name / "config.json").is_file():
-            from retinagan.checkpoint import read_config
+        from retinagan.checkpoint import read_config
 
-            fundus = read_config(self.root / self.translator_name).get("metrics", {}).get("evaluate_fundus", {})
+        labels = [self.translator_name] + [self.translator_label(name) for name in self.names() if self.paired(name)]
+        for label in labels:
+            if not (self.root / label / "config.json").is_file():
+                continue
+            fundus = read_config(self.root / label).get("metrics", {}).get("evaluate_fundus", {})
             table.append({
-                "model": f"{self.translator_name} (translator)",
+                "model": f"{label} (translator)",
                 "FID, photos of real trees": fundus.get("fid_from_real_maps"),
                 "FID, photos of real trees with their own lesions and grade": fundus.get("fid_from_real_maps_own_conditions"),
                 "FID, real vs real (floor)": fundus.get("fid_real_vs_real"),

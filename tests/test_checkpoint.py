@@ -169,9 +169,86 @@ def test_shipped_checkpoints_are_fp16_and_fit_the_budget():
     root = Path(__file__).resolve().parent.parent / "checkpoints"
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     assert total < 80e6, f"checkpoints/ holds {total / 1e6:.1f} MB"
-    folders = [f for f in root.iterdir() if (f / "model.safetensors").is_file()]
-    assert len(folders) >= 7  # segmenter, five vessel models, pix2pix
+    folders = [f.parent for f in root.rglob("model.safetensors")]
+    assert len(folders) >= 7  # segmenter, five vessel models, pix2pix (and the end-to-end pair)
     for folder in folders:
-        assert read_config(folder)["dtype"] == "float16", folder.name
+        config = read_config(folder)
+        assert config["dtype"] == "float16", folder.name
+        if "base" in config:  # stored as differences: its base is shipped too, with the very weights it was made from
+            load_model(folder)
         with safe_open(folder / "model.safetensors", "pt") as weights:
             assert all(weights.get_slice(k).get_dtype() in ("F16", "I64") for k in weights.keys()), folder.name
+
+
+# --- checkpoints stored as their differences from another one ----------------------------------
+
+@pytest.fixture
+def base_and_delta(tmp_path):
+    """A base checkpoint and one of the same model with one layer changed, stored as differences."""
+    base = tiny_model()
+    save_model(tmp_path / "base", base, "segmenter", half=True)
+    changed = load_model(tmp_path / "base")[0]
+    with torch.no_grad():
+        first = next(changed.parameters())
+        first.copy_((first + 0.5).half().float())  # as stored, so the comparisons below are exact
+    save_model(tmp_path / "pair" / "delta", changed, "segmenter", half=True, base=tmp_path / "base", note="fine-tuned")
+    return tmp_path / "base", tmp_path / "pair" / "delta", changed
+
+
+def test_differences_only_checkpoint_stores_the_changed_tensors_and_loads_whole(base_and_delta):
+    from safetensors.torch import load_file
+
+    base, delta, changed = base_and_delta
+    config = read_config(delta)
+    assert config["base"]["checkpoint"] == "../../base" and config["base"]["stored_tensors"] == 1
+    assert list(load_file(str(delta / "model.safetensors"))) == [next(iter(changed.state_dict()))]
+    assert (delta / "model.safetensors").stat().st_size < (base / "model.safetensors").stat().st_size / 4
+    loaded, info = load_model(delta)
+    assert info["note"] == "fine-tuned"
+    for (name, a), b in zip(loaded.state_dict().items(), changed.state_dict().values()):
+        assert torch.equal(a, b), name
+    # a copy of both folders, side by side as shipped, still loads
+    import shutil
+
+    shutil.copytree(base.parent, base.parent.parent / "copy")
+    assert torch.equal(next(load_model(base.parent.parent / "copy" / "pair" / "delta")[0].parameters()), next(changed.parameters()))
+
+
+def test_differences_only_checkpoint_without_its_base(base_and_delta):
+    import shutil
+
+    base, delta, _ = base_and_delta
+    shutil.rmtree(base)
+    with pytest.raises(CheckpointError, match="stores only its differences from ../../base, which is not there"):
+        load_model(delta)
+
+
+def test_differences_only_checkpoint_over_a_changed_base(base_and_delta):
+    base, delta, _ = base_and_delta
+    save_model(base, tiny_model(seed=1), "segmenter", half=True)
+    with pytest.raises(CheckpointError, match="other weights than the ones it was made from"):
+        load_model(delta)
+
+
+def test_differences_only_checkpoint_with_a_damaged_base_entry(base_and_delta):
+    _, delta, _ = base_and_delta
+    config = json.loads((delta / "config.json").read_text())
+    config["base"] = "../../base"
+    (delta / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="invalid 'base'"):
+        load_model(delta)
+
+
+def test_differences_are_not_chained_and_the_base_is_of_the_same_kind(base_and_delta, tmp_path):
+    base, delta, changed = base_and_delta
+    with pytest.raises(CheckpointError, match="itself stored as differences"):
+        save_model(tmp_path / "second", changed, "segmenter", half=True, base=delta)
+    with pytest.raises(CheckpointError, match="expected 'aae'"):
+        save_model(tmp_path / "other", build_model("aae", TINY_CONFIGS["aae"]), "aae", half=True, base=base)
+    # the export command: a re-export keeps the differences form only when asked
+    from retinagan.cli import main
+
+    assert main(["export", "--checkpoint", str(delta), "--output", str(tmp_path / "whole")]) == 0
+    assert "base" not in read_config(tmp_path / "whole")
+    assert main(["export", "--checkpoint", str(delta), "--output", str(tmp_path / "again"), "--base", str(base)]) == 0
+    assert read_config(tmp_path / "again")["base"]["stored_tensors"] == 1

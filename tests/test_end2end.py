@@ -95,3 +95,36 @@ def test_starts_from_checkpoints_and_resumes_exactly(prepared_maps, tmp_path, ca
     for part in ("vessels", "translator"):
         assert (resumed / part / "model.safetensors").read_bytes() == (straight / part / "model.safetensors").read_bytes()
     assert load_model(straight / "translator")[0].config.base_channels == 4
+
+
+def test_frozen_layers_stay_as_they_start_and_the_pair_exports_as_differences(prepared_maps, tmp_path):
+    import pytest
+
+    from safetensors.torch import load_file
+
+    start = train_end2end(short_config(prepared_maps, tmp_path / "start", steps=2))
+    for part in ("vessels", "translator"):  # the shipped starts are float16
+        assert main(["export", "--checkpoint", str(start / part), "--output", str(tmp_path / "fp16" / part)]) == 0
+    init = dict(init_vessels=str(tmp_path / "fp16" / "vessels"), init_translator=str(tmp_path / "fp16" / "translator"))
+    with pytest.raises(ValueError, match="has no parameter under 'decoder.nothing'"):
+        train_end2end(short_config(prepared_maps, tmp_path / "bad", steps=2, freeze="vessels:decoder.nothing", **init))
+    with pytest.raises(ValueError, match="expected vessels:PREFIX"):
+        train_end2end(short_config(prepared_maps, tmp_path / "bad2", steps=2, freeze="encoder", **init))
+    folder = train_end2end(short_config(prepared_maps, tmp_path / "run", steps=6, freeze="vessels:encoder,vessels:decoder.dense,translator:down",
+                                        **init))
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines()]
+    assert "d_code" not in rows[0] and "recon" in rows[0]  # a frozen encoder has no regularisation phase
+    for part, frozen in (("vessels", ("encoder.", "decoder.dense.")), ("translator", ("down.",))):
+        before, after = load_model(tmp_path / "fp16" / part)[0], load_model(folder / part)[0]
+        changed = {name for (name, a), b in zip(after.named_parameters(), before.parameters()) if not torch.equal(a.half(), b.half())}
+        assert changed and not any(name.startswith(frozen) for name in changed), part
+        assert any(name.startswith("decoder.body" if part == "vessels" else "up.") for name in changed)
+    assert main(["export", "--checkpoint", str(folder), "--output", str(tmp_path / "end2end"),
+                 "--base", str(tmp_path / "fp16" / "vessels"), "--base", str(tmp_path / "fp16" / "translator")]) == 0
+    statistics = ("running_mean", "running_var", "num_batches_tracked")  # BatchNorm buffers follow the batches even when frozen
+    for target, frozen in ((tmp_path / "end2end", ("encoder.", "decoder.dense.")), (tmp_path / "end2end" / "translator", ("down.",))):
+        stored = load_file(str(target / "model.safetensors"))
+        assert stored and all(k.endswith(statistics) for k in stored if k.startswith(frozen)), target
+    for part, target in (("vessels", tmp_path / "end2end"), ("translator", tmp_path / "end2end" / "translator")):
+        for a, b in zip(load_model(target)[0].state_dict().values(), load_model(folder / part)[0].state_dict().values()):
+            assert torch.equal(a, b.half().float() if b.is_floating_point() else b)

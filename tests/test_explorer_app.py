@@ -350,3 +350,41 @@ def test_refined_codes_are_kept_per_model_and_tree(checkpoints, monkeypatch):
     assert calls.count(REFINE_STEPS) == 3
     ex.encode("aae-lsgan-128", trees[0], refine=True)
     assert calls.count(REFINE_STEPS) == 4
+
+
+def test_a_vessel_model_with_its_own_translator_is_painted_by_it(checkpoints, tmp_path):
+    """An end-to-end pair as shipped: a vessel model stored as its differences from another, with
+    its own translator (also differences) in translator/; the explorer paints its trees with that
+    translator, and every other model's with the shared one."""
+    import torch
+
+    from retinagan.checkpoint import load_model, read_config, save_model, stored_info
+
+    root = tmp_path / "checkpoints"
+    shutil.copytree(checkpoints, root, ignore=shutil.ignore_patterns("broken"))
+    vessels, config = load_model(root / "aae-lsgan-128")
+    with torch.no_grad():
+        vessels.decoder.head[0].bias.add_(0.25)
+    save_model(root / "end2end", vessels, "aae", half=True, base=root / "aae-lsgan-128", **stored_info(config))
+    translator, config = load_model(root / "pix2pix-grade")
+    save_model(root / "pix2pix-grade", translator, "pix2pix", half=True, **stored_info(config))  # float16, as shipped
+    translator = load_model(root / "pix2pix-grade")[0]
+    with torch.no_grad():
+        translator.head[0].bias.add_(0.5)  # a visibly brighter painter
+    save_model(root / "end2end" / "translator", translator, "pix2pix", half=True, base=root / "pix2pix-grade", **stored_info(config))
+    assert read_config(root / "end2end" / "translator")["base"]["stored_tensors"] == 1
+    ex = Explorer(root)
+    assert ex.names() == ["aae-lsgan-128", "end2end", "vae-128"]
+    assert ex.paired("end2end") and not ex.paired("aae-lsgan-128") and ex.translator_label("end2end") == "end2end/translator"
+    maps = ex.decode("aae-lsgan-128", ex.code("aae-lsgan-128", 3))
+    own, shared = ex.photos(maps, 0, model="end2end"), ex.photos(maps, 0, model="aae-lsgan-128")
+    assert own.mean() > shared.mean() + 5
+    assert np.array_equal(ex.photos(maps, 0), shared)
+    _, photo, _ = ex.generate("end2end", 3, grade=0)
+    assert photo.shape == (128, 128, 3)
+    path = ex.export_zip("end2end", 2, 0, None)
+    with zipfile.ZipFile(path) as archive:
+        manifest = [n for n in archive.namelist() if n.endswith("manifest.csv")][0]
+        rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
+    assert [r["translator"] for r in rows] == ["end2end/translator"] * 2 and rows[0]["model"] == "end2end"
+    assert "end2end/translator (translator)" in [row["model"] for row in ex.model_table()]

@@ -49,6 +49,7 @@ class End2EndTrainConfig:
     joint: bool = True  # photo losses reach the vessel autoencoder; --no-joint: the side-by-side control
     init_vessels: str = ""  # an aae checkpoint to start the autoencoder from (its config replaces --model)
     init_translator: str = ""  # a pix2pix checkpoint to start the translator from
+    freeze: str = ""  # comma-separated parameter-name prefixes kept as they start, each "vessels:NAME" or "translator:NAME" (see freeze())
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     translator_model: Pix2PixConfig = field(default_factory=lambda: Pix2PixConfig(appearance_dim=6))
     adversarial: str = "lsgan"  # the code discriminator's loss: "bce" or "lsgan"
@@ -98,6 +99,8 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
         raise ValueError("the translator's appearance_dim must be 0 or 6")
     if cfg.translator_model.lesions not in (0, 3):
         raise ValueError("the translator's lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
+    if frozen := freeze({"vessels": model, "translator": translator}, cfg.freeze):
+        print(f"frozen: {frozen:,} parameters ({cfg.freeze})")
     train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every, lesions=cfg.translator_model.lesions > 0)
     memory = layout(cfg.channels_last)
     model, translator = model.to(memory_format=memory), translator.to(memory_format=memory)
@@ -180,6 +183,27 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
     return out / "checkpoint"
 
 
+def freeze(models: dict[str, torch.nn.Module], spec: str) -> int:
+    """Keep the parameters named by spec as they are: "vessels:encoder,translator:down" stops
+    every parameter of the autoencoder whose name starts with "encoder" and every translator
+    parameter under "down". A run that freezes the layers it does not need to change writes
+    checkpoints that differ from their starts only in the rest (what `export --base` stores).
+    BatchNorm statistics of frozen layers still follow the batches. Returns how many parameters
+    were frozen; a prefix that names no parameter is an error (a typo would freeze nothing)."""
+    frozen = 0
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        which, _, prefix = item.partition(":")
+        if which not in models or not prefix:
+            raise ValueError(f"--freeze {item!r}: expected vessels:PREFIX or translator:PREFIX")
+        named = [p for name, p in models[which].named_parameters() if name == prefix or name.startswith(prefix.rstrip(".") + ".")]
+        if not named:
+            raise ValueError(f"--freeze {item!r}: the {which} model has no parameter under {prefix!r}")
+        for parameter in named:
+            frozen += parameter.numel() if parameter.requires_grad else 0
+            parameter.requires_grad_(False)
+    return frozen
+
+
 def drawn_maps(logits: torch.Tensor) -> torch.Tensor:
     """Reconstruction logits -> binary maps (the translator's input at inference), with the
     gradient of the soft probabilities (straight-through)."""
@@ -203,8 +227,9 @@ def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs
     distributed.step(optimizers["model"])
     distributed.step(optimizers["translator"])
     out = {"recon": recon.detach(), "fool_photo": logs["fool"], **{k: v for k, v in logs.items() if k != "fool"}}
-    # 2. Code discriminator, then the encoder fools it (AAE regularisation).
-    out.update(code_phases(cfg, model, code_disc, optimizers, vessels, mu, log_var))
+    # 2. Code discriminator, then the encoder fools it (AAE regularisation); nothing to do for a frozen encoder.
+    if any(p.requires_grad for p in model.encoder.parameters()):
+        out.update(code_phases(cfg, model, code_disc, optimizers, vessels, mu, log_var))
     # 3. Photo discriminator: real pairs vs drawn pairs.
     d_total, d_logs = discriminator_side(cfg, photo_disc, pairs, photos, fake, grades, dr_positive, cfg.photo_adversarial)
     optimizers["photo_disc"].zero_grad(set_to_none=True)
