@@ -123,7 +123,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     export = commands.add_parser("export", help="copy a checkpoint as float16 (as shipped in checkpoints/)")
     export.add_argument("--checkpoint", required=True, help="a checkpoint folder, or an end2end run's checkpoint/ (vessels/ + translator/): "
-                        "written as the vessel model OUTPUT with its own translator in OUTPUT/translator, which the app pairs with it")
+                        "written as the vessel model OUTPUT with its own translator in OUTPUT/translator, which the app pairs with it "
+                        "(a vessel model with its own translator, as checkpoints/end2end, is copied with it)")
     export.add_argument("--output", required=True)
     export.add_argument("--base", action="append", default=[], metavar="CHECKPOINT",
                         help="store only the tensors that differ from this checkpoint of the same kind (give one per kind for a pair); "
@@ -348,8 +349,11 @@ def cmd_export(args) -> int:
     from retinagan.checkpoint import PAIRED_TRANSLATOR, load_model, read_config, save_model, stored_info
 
     source, output = Path(args.checkpoint), Path(args.output)
-    pair = not (source / "config.json").is_file() and (source / "vessels").is_dir() and (source / "translator").is_dir()
-    jobs = [(source / "vessels", output), (source / "translator", output / PAIRED_TRANSLATOR)] if pair else [(source, output)]
+    if not (source / "config.json").is_file() and (source / "vessels").is_dir() and (source / "translator").is_dir():
+        jobs = [(source / "vessels", output), (source / "translator", output / PAIRED_TRANSLATOR)]  # an end2end run's checkpoint/
+    else:
+        jobs = [(source, output)] + ([(source / PAIRED_TRANSLATOR, output / PAIRED_TRANSLATOR)]  # a pair as shipped: both
+                                     if (source / PAIRED_TRANSLATOR / "config.json").is_file() else [])
     bases = {read_config(base)["kind"]: base for base in args.base}
     for folder, target in jobs:  # the vessel model first: writing it replaces the whole output folder
         model, config = load_model(folder)

@@ -33,14 +33,14 @@ def test_joint_training_writes_both_stages_and_they_generate(prepared_maps, tmp_
     assert code == 0 and len(list((tmp_path / "out" / "fundus").glob("*.png"))) == 2
 
 
-def _one_step(joint: bool, prepared_maps, tmp_path):
+def _one_step(joint: bool, prepared_maps, tmp_path, **kwargs):
     """Decoder weights before and after one generator-side step with the reconstruction switched off."""
     from retinagan.training.pix2pix import load_pairs, to_float
 
     torch.manual_seed(0)
     model, translator = VesselAutoencoder(TINY_AE), Pix2PixGenerator(TINY_P2P)
     code_disc, photo_disc = CodeDiscriminator(8), PatchDiscriminator(4, 4)
-    cfg = short_config(prepared_maps, tmp_path, recon_weight=0.0, joint=joint)
+    cfg = short_config(prepared_maps, tmp_path, recon_weight=0.0, joint=joint, **kwargs)
     optimizers = {name: torch.optim.Adam(module.parameters(), lr=1e-2) for name, module in
                   (("model", model), ("translator", translator), ("code_disc", code_disc), ("encoder_reg", model.encoder),
                    ("photo_disc", photo_disc))}
@@ -54,6 +54,9 @@ def _one_step(joint: bool, prepared_maps, tmp_path):
 def test_photo_losses_reach_the_vessel_decoder_only_when_joint(prepared_maps, tmp_path):
     assert _one_step(True, prepared_maps, tmp_path) > 0
     assert _one_step(False, prepared_maps, tmp_path) == 0
+    # joint, but every photo painted from its real tree: nothing reaches the decoder; half of them: it does
+    assert _one_step(True, prepared_maps, tmp_path, real_tree_share=1.0) == 0
+    assert _one_step(True, prepared_maps, tmp_path, real_tree_share=0.5) > 0
 
 
 def test_a_translator_with_lesions_grades_and_texture_trains_end_to_end(prepared_maps, tmp_path):
@@ -128,3 +131,10 @@ def test_frozen_layers_stay_as_they_start_and_the_pair_exports_as_differences(pr
     for part, target in (("vessels", tmp_path / "end2end"), ("translator", tmp_path / "end2end" / "translator")):
         for a, b in zip(load_model(target)[0].state_dict().values(), load_model(folder / part)[0].state_dict().values()):
             assert torch.equal(a, b.half().float() if b.is_floating_point() else b)
+    # a shipped pair exports whole (both models, self-contained) unless a base is given
+    assert main(["export", "--checkpoint", str(tmp_path / "end2end"), "--output", str(tmp_path / "whole")]) == 0
+    for target in (tmp_path / "whole", tmp_path / "whole" / "translator"):
+        assert "base" not in read_config(target)
+    for a, b in zip(load_model(tmp_path / "whole" / "translator")[0].state_dict().values(),
+                    load_model(tmp_path / "end2end" / "translator")[0].state_dict().values()):
+        assert torch.equal(a, b)

@@ -47,6 +47,7 @@ class End2EndTrainConfig:
     data: str = "runs/prepared-256.npz"  # prepared set (python -m retinagan prepare)
     output: str = "runs/end2end"  # run folder: stats.jsonl, samples/, states, checkpoint/{vessels,translator}
     joint: bool = True  # photo losses reach the vessel autoencoder; --no-joint: the side-by-side control
+    real_tree_share: float = 0.0  # joint: this share of each batch is painted from its real tree, the rest from the reconstruction
     init_vessels: str = ""  # an aae checkpoint to start the autoencoder from (its config replaces --model)
     init_translator: str = ""  # a pix2pix checkpoint to start the translator from
     freeze: str = ""  # comma-separated parameter-name prefixes kept as they start, each "vessels:NAME" or "translator:NAME" (see freeze())
@@ -86,6 +87,8 @@ class End2EndTrainConfig:
 
 def train_end2end(cfg: End2EndTrainConfig) -> Path:
     parse_disc_augment(cfg.disc_augment)
+    if not 0 <= cfg.real_tree_share <= 1:
+        raise ValueError(f"real_tree_share must be within 0-1, not {cfg.real_tree_share}")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
@@ -219,6 +222,9 @@ def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs
     logits, mu, log_var = model(vessels)
     recon = reconstruction_loss(logits, vessels, cfg.reconstruction)
     drawn = drawn_maps(logits) if cfg.joint else None
+    if drawn is not None and cfg.real_tree_share > 0:  # the first k of the (random) batch keep their real trees
+        keep = round(cfg.real_tree_share * len(drawn))
+        drawn = torch.cat([vessels[:keep].to(drawn.dtype), drawn[keep:]])
     photo_total, fake, pairs, logs = generator_side(cfg, translator, photo_disc, inputs, photos, grades, looks,
                                                     cfg.photo_adversarial, drawn)
     for name in ("model", "translator"):
