@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ["aae-lsgan-128", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
+ORDER = ["aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
 
 
 def fmt(value, digits=2):
@@ -35,9 +35,9 @@ def main(root: Path) -> None:
             f"| {fmt(100 * ev['grey_pixel_share'], 0) + '%' if 'grey_pixel_share' in ev else '-'} | {config.get('wall_time_s', 0) / 60:.0f} min |"
         )
     print(f"\nreal-vs-real floor (DRIVE training vs DRIVE test hand-drawn maps): {fmt(floor)}")
-    for path in sorted(root.glob("pix2pix*/config.json")):
+    for path in sorted([*root.glob("pix2pix*/config.json"), *root.glob("*/translator/config.json")]):
         fundus = json.loads(path.read_text()).get("metrics", {}).get("evaluate_fundus", {})
-        print(f"\n| {path.parent.name} | value |\n|---|---|")
+        print(f"\n| {path.parent.relative_to(root)} | value |\n|---|---|")
         for key, value in fundus.items():
             print(f"| {key} | {fmt(value, 4) if isinstance(value, float) else value} |")
 
