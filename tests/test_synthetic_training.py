@@ -122,3 +122,23 @@ def test_translated_condition_photographs_the_real_trees(drive_like, tmp_path, c
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["augmented"]["pairs"] == 3 + 6
     assert main(args + ["--conditions", "translated", "--looks", "0"]) == 2
     assert main(args + ["--conditions", "augmented", "--looks", "0"]) == 2
+
+
+def test_a_second_run_into_a_held_output_folder_is_refused(drive_like, tmp_path, capsys):
+    """Runs score the segmenter they read back from --output: two at once in one folder could
+    score each other's. A live holder refuses the second; a stale lock is taken over and released."""
+    import os
+
+    vessels, translator = _tiny_models(tmp_path)
+    lock = tmp_path / "runs" / ".running"
+    lock.parent.mkdir()
+    lock.write_text(str(os.getpid()))  # a live process holds the folder
+    args = ["evaluate", "synthetic", "--vessels", str(vessels), "--translator", str(translator), "--drive", str(drive_like),
+            "--n", "2", "--seeds", "1", "--steps", "1", "--conditions", "synthetic", "--output", str(tmp_path / "runs"), "--json"]
+    assert main(args) == 2
+    assert f"(process {os.getpid()}) is writing into" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "synthetic-seed0").exists()
+    lock.write_text("999999999")  # its process is gone
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["synthetic"]["pairs"] == 2
+    assert not lock.exists()

@@ -23,6 +23,8 @@ synthetic-only model real data) and AUC (threshold-free).
 """
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -102,8 +104,6 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
     """Train the segmenters of `conditions` per seed and score each on DRIVE test; returns every
     run and, per condition, the mean and spread over seeds, with synthetic / real and mixed -
     real (and pretrained - real) where both were run."""
-    from tqdm import tqdm
-
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
         raise ValueError(f"conditions must be among {', '.join(CONDITIONS)}, not {', '.join(unknown) or 'none'}")
@@ -114,6 +114,57 @@ def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 1
         raise ValueError(f"looks must be at least 1, not {looks}")
     if real_share is not None and not 0 < real_share < 1:
         raise ValueError(f"real_share must be within 0-1 (exclusive), not {real_share}")
+    with claimed(Path(output)):
+        return _train_on_synthetic(generator, translator, drive_root, n, seeds, steps, output, batch_size, patch, progress, real_share,
+                                   conditions, looks)
+
+
+LOCK = ".running"  # in the output folder while a run writes into it: its process id
+
+
+@contextlib.contextmanager
+def claimed(output: Path):
+    """Hold `output` for this process: every run writes its segmenter into output/CONDITION-seedS
+    and scores what it reads back from there, so two runs sharing a folder could score each
+    other's segmenters. A second run into a held folder is refused; a lock left by a process
+    that is gone is taken over."""
+    from retinagan.errors import RetinaganError
+
+    output.mkdir(parents=True, exist_ok=True)
+    lock = output / LOCK
+    for _ in range(2):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            break
+        except FileExistsError:
+            holder = lock.read_text().strip()
+            if holder.isdigit() and _alive(int(holder)):
+                raise RetinaganError(f"another `evaluate synthetic` (process {holder}) is writing into {output}; give this one its own --output") from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+    else:
+        raise RetinaganError(f"cannot claim {output} ({lock} keeps reappearing); give this run its own --output")
+    os.write(handle, str(os.getpid()).encode())
+    os.close(handle)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _train_on_synthetic(generator, translator, drive_root, n, seeds, steps, output, batch_size, patch, progress, real_share, conditions,
+                        looks) -> dict:
+    from tqdm import tqdm
+
     size = translator.size
     photos, fovs, maps = real_drive_pairs(drive_root, size)
     real = segmenter_tensors(photos, fovs, maps)
