@@ -388,6 +388,28 @@ def compare(choice, upload, seed, refine=True, progress=gr.Progress()):
     return grid(images, columns=columns), table_rows(), header
 
 
+def compare_photos(seed, progress=gr.Progress()):
+    """Every vessel model's samples of the Compare grid (seeds seed..seed+2) as photos, each
+    painted by that model's translator: its own for an end-to-end pair, the shared one otherwise."""
+    try:
+        ex = explorer()
+        names = ex.names()
+        if not names:
+            return None, _no_models()
+        photos, rows = [], []
+        for k, name in enumerate(names):
+            progress(k / len(names), desc=f"{name}: painting its samples")
+            for offset in range(3):
+                photo = ex.generate(name, int(seed) + offset)[1]
+                if photo is None:
+                    return None, "No translator in the checkpoints folder: the trees above are all there is."
+                photos.append(photo)
+            rows.append(f"{name} (painted by {ex.translator_label(name)})")
+    except (RetinaganError, ValueError) as exc:
+        return None, _error(exc)
+    return grid(np.stack(photos), columns=3), "Photos, rows: " + "; ".join(rows) + f". Columns: seeds {int(seed)}-{int(seed) + 2}, grade unknown."
+
+
 def table_rows():
     import pandas as pd
 
@@ -597,8 +619,11 @@ def build_ui() -> gr.Blocks:
                 c_button = gr.Button("Compare models", variant="primary")
             c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False, elem_id="compare-grid")
             c_message = gr.Markdown()
+            c_photos = gr.Image(label="Each model's samples as photos, painted by its translator", interactive=False, elem_id="compare-photos")
+            c_photos_message = gr.Markdown()
             c_table = gr.Dataframe(label="Measured scores (from each checkpoint's config.json)", value=table_rows() if names else None)
-            c_button.click(compare, [c_choice, c_upload, c_seed, c_refine], [c_grid, c_table, c_message], api_name="compare")
+            c_button.click(compare, [c_choice, c_upload, c_seed, c_refine], [c_grid, c_table, c_message], api_name="compare").then(
+                compare_photos, [c_seed], [c_photos, c_photos_message], api_name="compare_photos")
 
         with gr.Tab("Lesions"):
             with gr.Row():

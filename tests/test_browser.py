@@ -207,6 +207,9 @@ def test_compare_export_and_segment_tabs(page):
     page.wait_for_selector("#compare-grid img", timeout=120000)
     idle(page, 120000)
     assert shot(page, "compare-grid", "#compare-grid img").std() > 10
+    page.wait_for_selector("#compare-photos img", timeout=120000)  # then every model's samples as photos
+    idle(page, 120000)
+    assert not_blank(shot(page, "compare-photos", "#compare-photos img"))
     shot(page, "tab-compare")
     page.get_by_role("tab", name="Export").click()
     type_number(page, "#export-n", "2")

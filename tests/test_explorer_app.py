@@ -196,6 +196,11 @@ def test_compare_reconstructs_with_every_model(ui, tmp_path):
     plain = ui.compare(None, str(save(tmp_path / "map.png", vessel_map)), 0, False)[2]
     assert "refined" not in plain and f"aae-lsgan-128: Dice {encoder:.2f}" in plain
     assert list(table["model"]) == ["aae-lsgan-128", "vae-128", "pix2pix-grade (translator)"]
+    photos, note = ui.compare_photos(0, progress=lambda *a, **k: None)
+    assert photos.shape[:2] == (2 * 130 + 2, 3 * 130 + 2) and photos.ndim == 3  # a row of 3 photos per model
+    assert "aae-lsgan-128 (painted by pix2pix-grade)" in note and "seeds 0-2" in note
+    # the photos are those of the samples the tree grid shows (same seeds)
+    assert np.array_equal(photos[2:130, 2:130], ui.explorer().generate("aae-lsgan-128", 0)[1])
 
 
 def test_lesions_place_and_undo(ui):
@@ -245,7 +250,8 @@ def test_slerp_keeps_the_ends_and_the_radius():
 def test_api_names_are_stable(ui):
     demo = ui.build_ui()
     names = {fn.api_name for fn in demo.fns.values()}
-    assert {"generate", "interpolate", "latent_map", "pick_point", "compare", "lesions", "export", "segment", "segment_example"} <= names
+    assert {"generate", "interpolate", "latent_map", "pick_point", "compare", "compare_photos", "lesions", "export", "segment",
+            "segment_example"} <= names
 
 
 def test_lesions_api(ui):
