@@ -124,6 +124,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 
 TRANSLATORS = ("pix2pix-grade", "pix2pix")  # the grade- and lesion-conditioned translator first
+VESSEL_MODELS = ("aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32")  # shipped, the expected best first
 
 
 REFINED_KEPT = 64  # refined codes of real trees kept per app process (128 floats each)
@@ -160,7 +161,7 @@ class Explorer:
     # --- models -------------------------------------------------------------------------
     def names(self) -> list[str]:
         """Vessel models, the expected best first."""
-        order = ["aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
+        order = VESSEL_MODELS
         return sorted(self.vessel_models, key=lambda n: (order.index(n) if n in order else len(order), n))
 
     def generator(self, name: str, fine_vessels: bool = False):

@@ -7,7 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-ORDER = ["aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32"]
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from retinagan.explorer import VESSEL_MODELS as ORDER  # noqa: E402  (the app's order)
 
 
 def fmt(value, digits=2):
