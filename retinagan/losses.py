@@ -126,6 +126,16 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return F.conv2d(x, kernel.view(x.shape[1], 1, -1, 1), groups=x.shape[1])
 
 
+def lowpass_reconstruction_loss(logits: torch.Tensor, target: torch.Tensor, sigma: float) -> torch.Tensor:
+    """BCE + soft Dice between the decoded and the real map, both blurred (Gaussian sigma px):
+    where the tree runs must agree, while the 1-px placement of thin vessels (which a pixel loss
+    can only average away) is left to a map discriminator."""
+    prob = gaussian_blur(torch.sigmoid(logits.float()), sigma)
+    target = gaussian_blur(target.float(), sigma)
+    bce = F.binary_cross_entropy(prob.clamp(1e-5, 1 - 1e-5), target)
+    return bce + _dice_loss_of_probabilities(prob, target)
+
+
 def lowpass_l1(fake: torch.Tensor, real: torch.Tensor, sigma: float) -> torch.Tensor:
     """L1 between the two photos blurred (Gaussian sigma px): their layout and colour must
     agree, their grain (which no vessel map determines) is left to the discriminator."""

@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--batch 16] [--steps 1200]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--batch 16] [--steps 1200] [--translator DIR]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -9,7 +9,7 @@ MODE: shared  every batch holds real and synthetic patches (real-share of them) 
               loss per domain weighted by its share; the segmenter is saved with the real
               pairs' BatchNorm, so it is an ordinary segmenter.
 The other pairs: `synthetic`, those of `evaluate synthetic --fine-vessels` (200 samples of
-checkpoints/aae-lsgan-128 with procedural fine vessels, translated by checkpoints/pix2pix-grade);
+checkpoints/aae-lsgan-128 with procedural fine vessels, translated by --translator, default checkpoints/pix2pix-grade);
 `translated`, those of its `translated` condition (the translator's photos of the 20 DRIVE
 training trees, 10 looks each, with their hand-drawn maps: the camera differs, the labels do
 not). The real pairs: DRIVE training at 256 px; the recipe is `evaluate synthetic`'s (U-Net, BCE +
@@ -69,10 +69,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--drive", default="../shared/data/drive")
     parser.add_argument("--output", default="runs/mixing-batchnorm")
+    parser.add_argument("--translator", default="checkpoints/pix2pix-grade", help="the pix2pix checkpoint that paints the other pairs")
     args = parser.parse_args()
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
-    translator = FundusTranslator.load("checkpoints/pix2pix-grade")
+    translator = FundusTranslator.load(args.translator)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.pairs == "translated":
@@ -110,10 +111,11 @@ def main() -> None:
         ema.update(model, step + 1)
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
-    folder = Path(args.output) / f"{args.pairs}-{args.mode}-share{args.real_share}-batch{args.batch}-seed{args.seed}"
+    painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
+    folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}-batch{args.batch}-seed{args.seed}"
     save_model(folder, final, "segmenter", training_data=f"DRIVE training + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm")
     score = score_drive(Segmenter.load(folder), args.drive, "test", threshold=0.5, progress=False)
-    print(json.dumps({"pairs": args.pairs, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "batch": args.batch, "steps": args.steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "minutes": round((time.time() - start) / 60, 1)}))
 
 

@@ -241,3 +241,76 @@ def test_fine_blocks_grow_a_trained_decoder_without_changing_it(prepared_maps, t
     other = start_autoencoder(AutoencoderTrainConfig(init=str(start), model=dataclasses.replace(TINY, fine_blocks=1, base_channels=8)),
                               torch.device("cpu"))
     assert other.config == dataclasses.replace(TINY, fine_blocks=1)  # the checkpoint's sizes win; only the blocks are added
+
+
+def test_lowpass_reconstruction_forgives_a_one_pixel_shift_of_a_thin_vessel():
+    from retinagan.losses import lowpass_reconstruction_loss, reconstruction_loss
+
+    target = torch.zeros(1, 1, 64, 64)
+    target[..., 20:44, 31] = 1  # a 1-px vessel
+    shifted = torch.roll(target, 1, dims=-1)
+    as_logits = lambda m: (m * 2 - 1) * 8  # noqa: E731  confident maps
+    same_full, shift_full = reconstruction_loss(as_logits(target), target), reconstruction_loss(as_logits(shifted), target)
+    same_low, shift_low = (lowpass_reconstruction_loss(as_logits(m), target, 1.5) for m in (target, shifted))
+    far = torch.roll(target, 12, dims=-1)  # a vessel in another place
+    far_full, far_low = reconstruction_loss(as_logits(far), target), lowpass_reconstruction_loss(as_logits(far), target, 1.5)
+    assert shift_full == pytest.approx(far_full)  # at full size a 1-px shift costs as much as a vessel elsewhere
+    assert shift_low - same_low < 0.15 * (far_low - same_low)  # blurred, it costs a small part of that
+    assert far_low - same_low > 0.1
+
+
+def test_decoded_fakes_by_choice():
+    from retinagan.training.autoencoder import decoded_fakes
+
+    model = VesselAutoencoder(TINY).eval()
+    logits, mu = torch.full((4, 1, 128, 128), 5.0), torch.zeros(4, 8)
+    torch.manual_seed(0)
+    recon = decoded_fakes(AutoencoderTrainConfig(map_fakes="recon"), model, logits, mu)
+    assert torch.equal(recon, torch.sigmoid(logits))
+    torch.manual_seed(0)
+    prior = decoded_fakes(AutoencoderTrainConfig(map_fakes="prior"), model, logits, mu)
+    torch.manual_seed(0)
+    both = decoded_fakes(AutoencoderTrainConfig(map_fakes="both"), model, logits, mu)
+    assert torch.equal(both[:2], prior[:2]) and torch.equal(both[2:], recon[2:])
+    soft = torch.linspace(-3, 3, 4 * 128 * 128).view(4, 1, 128, 128).requires_grad_(True)
+    binary = decoded_fakes(AutoencoderTrainConfig(map_fakes="recon", map_binary=True), model, soft, mu)
+    assert set(binary.unique().tolist()) == {0.0, 1.0}  # judged as thresholded ...
+    binary.sum().backward()
+    assert torch.allclose(soft.grad, torch.sigmoid(soft) * (1 - torch.sigmoid(soft)))  # ... with the soft maps' gradient
+
+
+def test_hand_drawn_map_discriminator_with_a_frozen_encoder(prepared_maps, tmp_path):
+    """--map-real manual --map-fakes both --recon-lowpass with the encoder frozen: the frozen
+    parameters stay as they started, the decoder and the map discriminator learn, and the code
+    phases (which only move the encoder) are skipped."""
+    start = train_autoencoder(AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "base"), model=TINY, steps=4,
+                                                     batch_size=2, sample_every=100, state_every=100, holdout_every=3))
+    cfg = AutoencoderTrainConfig(data=str(prepared_maps), output=str(tmp_path / "run"), init=str(start), dual=True, map_real="manual",
+                                 map_fakes="both", recon_lowpass=1.5, freeze="encoder,decoder.dense", steps=10, batch_size=2,
+                                 log_every=5, sample_every=100, state_every=100, holdout_every=3)
+    folder = train_autoencoder(cfg)
+    before, _ = load_model(start)
+    after, _ = load_model(folder)
+    b, a = before.state_dict(), after.state_dict()
+    frozen = [k for k in b if (k.startswith("encoder.") or k.startswith("decoder.dense.")) and "running" not in k and "num_batches" not in k]
+    assert frozen and all(torch.equal(b[k], a[k]) for k in frozen)
+    assert not torch.equal(b["decoder.head.0.weight"], a["decoder.head.0.weight"])
+    rows = [json.loads(line) for line in (tmp_path / "run" / "stats.jsonl").read_text().splitlines() if '"recon"' in line]
+    assert rows and all("d_map" in r and "fool_map" in r and "d_code" not in r for r in rows)
+    train_config = read_config(folder, "aae")["train_config"]
+    assert train_config["map_real"] == "manual" and train_config["recon_lowpass"] == 1.5
+
+
+def test_hand_drawn_map_discriminator_needs_hand_drawn_maps(prepared_maps, tmp_path):
+    arrays = dict(np.load(prepared_maps))
+    arrays["vessel_sources"] = np.full(len(arrays["vessel_sources"]), "segmenter")
+    segmented = tmp_path / "segmented.npz"
+    np.savez(segmented, **arrays)
+    cfg = AutoencoderTrainConfig(data=str(segmented), output=str(tmp_path / "run"), model=TINY, dual=True, map_real="manual", steps=2,
+                                 batch_size=2, holdout_every=3)
+    with pytest.raises(ValueError, match="no hand-drawn training maps"):
+        train_autoencoder(cfg)
+    with pytest.raises(ValueError, match="map_fakes"):
+        train_autoencoder(dataclasses.replace(cfg, data=str(prepared_maps), map_fakes="samples"))
+    with pytest.raises(ValueError, match="has no parameter under 'encodr'"):
+        train_autoencoder(dataclasses.replace(cfg, data=str(prepared_maps), map_real="all", freeze="encodr"))

@@ -404,3 +404,26 @@ def test_shipped_translator_photos_have_no_sub_pixel_grid():
     assert sum(nyquist_share(raw)) > 10 * sum(nyquist_share(photos))
     assert np.abs(photos.astype(int) - raw).mean() < 3  # a notch, not a blur
     assert photos[:, ~fov_disc(256)].max() == 0
+
+
+def test_pairs_of_some_sources_only_keep_the_whole_sets_holdout(prepared_maps, tmp_path):
+    from retinagan.errors import DatasetError
+
+    arrays = dict(np.load(prepared_maps))
+    rank = np.argsort(np.argsort(arrays["ids"]))  # by id: drive, eyepacs, drive, eyepacs, drive
+    arrays["sources"] = np.where(rank % 2 == 0, "drive", "eyepacs")
+    mixed = tmp_path / "mixed.npz"
+    np.savez(mixed, **arrays)
+    train_all, held_all, _ = load_pairs(str(mixed), 3)  # held out: the 1st and 4th by id
+    train, held, info = load_pairs(str(mixed), 3, sources="drive")
+    assert len(held.ids) == 1 and len(train.ids) == 2
+    drive_ids = set(arrays["ids"][arrays["sources"] == "drive"])
+    assert set(train.ids) | set(held.ids) == drive_ids
+    assert set(held.ids) == set(held_all.ids) & drive_ids and set(train.ids) == set(train_all.ids) & drive_ids
+    assert info["sources"] == {"drive": 3}
+    with pytest.raises(DatasetError, match="no pairs from idrid"):
+        load_pairs(str(mixed), 3, sources="drive,idrid")
+    with pytest.raises(DatasetError, match="none held out"):
+        load_pairs(str(mixed), 10, sources="eyepacs")  # every 10th of 5 by id: the first, a drive pair
+    with pytest.raises(DatasetError, match="nothing to train on"):
+        load_pairs(str(mixed), 2, sources="drive")  # the 1st, 3rd and 5th: every drive pair

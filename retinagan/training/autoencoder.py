@@ -25,11 +25,11 @@ from tqdm import tqdm
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError
-from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, reconstruction_loss
+from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, lowpass_reconstruction_loss, reconstruction_loss
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, judge, layout, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, drawn_maps, freeze, judge, layout, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.visual import save_grid
 
 
@@ -46,6 +46,13 @@ class AutoencoderTrainConfig:
     kl_weight: float = 1.0  # VAE only
     code_weight: float = 1.0  # AAE: weight of fooling the code discriminator
     map_weight: float = 1.0  # dual AAE: weight of fooling the map discriminator
+    map_real: str = "all"  # dual AAE: the map discriminator's real maps: "all" training maps, or "manual" (hand-drawn) ones only
+    map_fakes: str = "prior"  # dual AAE: what it judges against them: maps decoded from "prior" samples, "recon"structions, or "both"
+    map_channels: int = 16  # dual AAE: the map discriminator's width
+    map_binary: bool = False  # dual AAE: judge the decoded maps thresholded (as users get them; straight-through gradient), not soft
+    recon_lowpass: float = 0.0  # > 0: reconstruction scored on both maps blurred (Gaussian sigma px) + recon_detail_weight x at full size
+    recon_detail_weight: float = 0.1  # with recon_lowpass: weight of the full-size reconstruction term
+    freeze: str = ""  # comma-separated parameter-name prefixes kept as they start (e.g. "encoder,decoder.dense"); a frozen encoder skips the code phases
     init: str = ""  # an aae or vae checkpoint to start from (a fine-tune; its model config replaces --model)
     augment: str = "standard"  # "standard" (flip, +-10 deg, +-3% shift) or "strong" (+ +-20 deg, scale 0.9-1.1, elastic warp)
     drop_grades: str = ""  # e.g. "3,4": leave out photos of these grades
@@ -75,7 +82,12 @@ def split_holdout(ids: np.ndarray, every: int) -> np.ndarray:
     return held
 
 
+MAP_REAL = ("all", "manual")
+MAP_FAKES = ("prior", "recon", "both")
+
+
 def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """-> training maps, held-out maps, data info (with "manual": the training maps that are hand-drawn, as an index tensor)."""
     prepared = load_prepared(cfg.data)
     keep = np.ones(len(prepared), dtype=bool)
     if cfg.drop_grades:
@@ -85,8 +97,10 @@ def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, 
     held = split_holdout(prepared.ids, cfg.holdout_every)
     maps = torch.from_numpy(prepared.vessels).to(torch.uint8)[:, None]  # (N, 1, S, S) uint8 0/1
     sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
-    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades}
-    return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], info
+    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades,
+            "manual_train": int(((prepared.vessel_sources == "manual") & ~held).sum())}
+    manual = torch.from_numpy(np.flatnonzero(prepared.vessel_sources[~held] == "manual"))
+    return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], {**info, "manual": manual}
 
 
 AUGMENTS = {"standard": dict(degrees=10, scale=0.0, warp=0.0), "strong": dict(degrees=20, scale=0.1, warp=0.03)}
@@ -154,16 +168,25 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         raise ValueError(f"lr_schedule must be 'cosine' or 'constant', not {cfg.lr_schedule!r}")
     if cfg.augment not in AUGMENTS:
         raise ValueError(f"augment must be one of {sorted(AUGMENTS)}, not {cfg.augment!r}")
+    if cfg.map_real not in MAP_REAL or cfg.map_fakes not in MAP_FAKES:
+        raise ValueError(f"map_real must be one of {', '.join(MAP_REAL)} and map_fakes one of {', '.join(MAP_FAKES)}, not {cfg.map_real!r} / {cfg.map_fakes!r}")
+    if cfg.recon_lowpass < 0:
+        raise ValueError(f"recon_lowpass must be >= 0, not {cfg.recon_lowpass}")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
     train_maps, holdout_maps, data_info = load_maps(cfg)
+    manual = data_info.pop("manual")
+    if cfg.dual and cfg.map_real == "manual" and not len(manual):
+        raise ValueError(f"--map-real manual: {cfg.data} has no hand-drawn training maps (vessel source 'manual')")
     model = start_autoencoder(cfg, device)
     cfg.model = model.config
+    if frozen := freeze({"vessels": model}, ",".join(f"vessels:{p}" for p in filter(None, (q.strip() for q in cfg.freeze.split(","))))):
+        print(f"frozen: {frozen:,} parameters ({cfg.freeze})")
     model = model.to(memory_format=layout(cfg.channels_last))
     code_disc = CodeDiscriminator(cfg.model.latent_dim).to(device)
-    map_disc = MapDiscriminator().to(device)
+    map_disc = MapDiscriminator(cfg.map_channels).to(device)
     if world.size > 1:
         distributed.global_batchnorm(model)
         distributed.global_batchnorm(map_disc)
@@ -173,7 +196,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     optimizers = {
         # The autoencoder is driven mostly by the (gamma-weighted) reconstruction: plain Adam
         # momentum fits it several times faster than beta1 = 0.5.
-        "model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), foreach=cfg.foreach),
+        "model": torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(0.9, 0.999), foreach=cfg.foreach),
         "code_disc": torch.optim.Adam(code_disc.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
         "encoder_reg": torch.optim.Adam(model.encoder.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
         "map_disc": torch.optim.Adam(map_disc.parameters(), lr=cfg.lr, betas=betas, foreach=cfg.foreach),
@@ -194,8 +217,12 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
                     group["lr"] = cosine_lr(position, cfg.steps, cfg.lr)
         index = distributed.shard(torch.randint(len(train_maps), (cfg.batch_size,), generator=generators["data"]))
         x = augment(train_maps[index].to(device, non_blocking=True), generators["data"], cfg.augment).contiguous(memory_format=layout(cfg.channels_last))
+        real_maps = x
+        if cfg.dual and cfg.map_real == "manual":  # the map discriminator's real side: hand-drawn maps, drawn and augmented on their own
+            pick = manual[distributed.shard(torch.randint(len(manual), (cfg.batch_size,), generator=generators["data"]))]
+            real_maps = augment(train_maps[pick].to(device, non_blocking=True), generators["data"], cfg.augment).contiguous(memory_format=layout(cfg.channels_last))
         with step_context(cfg.bf16, device):
-            losses = train_step(cfg, model, code_disc, map_disc, optimizers, x)
+            losses = train_step(cfg, model, code_disc, map_disc, optimizers, x, real_maps)
         ema.update(model, step + 1)
         sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
@@ -236,14 +263,32 @@ def snapshot(out: Path, step: int, model: VesselAutoencoder, holdout_maps: torch
     return holdout
 
 
-def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> dict[str, torch.Tensor]:
-    """One step of the phases; returns detached losses."""
+def decoded_fakes(cfg, model, logits: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    """The maps the dual AAE's map discriminator judges as fake (cfg.map_fakes): decoded prior
+    samples, the batch's reconstructions, or half of each; soft, or thresholded (cfg.map_binary)."""
+    as_map = drawn_maps if cfg.map_binary else torch.sigmoid
+    if cfg.map_fakes == "recon":
+        return as_map(logits)
+    prior = as_map(model.decoder(distributed.randn(mu)))
+    if cfg.map_fakes == "prior":
+        return prior
+    half = len(prior) // 2
+    return torch.cat([prior[:half], as_map(logits[half:]).to(prior.dtype)])
+
+
+def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor, real_maps: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    """One step of the phases; returns detached losses. real_maps: the map discriminator's real
+    side (default x, the batch itself)."""
+    real_maps = x if real_maps is None else real_maps
     adversarial = cfg.variant == "aae"
     # Phase 1: autoencoder (discriminators frozen).
     code_disc.requires_grad_(False)
     map_disc.requires_grad_(False)
     logits, mu, log_var = model(x)
-    recon = reconstruction_loss(logits, x, cfg.reconstruction)
+    if cfg.recon_lowpass > 0:
+        recon = lowpass_reconstruction_loss(logits, x, cfg.recon_lowpass) + cfg.recon_detail_weight * reconstruction_loss(logits, x, cfg.reconstruction)
+    else:
+        recon = reconstruction_loss(logits, x, cfg.reconstruction)
     loss = cfg.recon_weight * recon
     out = {"recon": recon.detach()}
     if not adversarial:
@@ -251,20 +296,20 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor) -> 
         loss = loss + cfg.kl_weight * kl
         out["kl"] = kl.detach()
     if cfg.dual:
-        fake_maps = torch.sigmoid(model.decoder(distributed.randn(mu)))
-        _, fake_logits = judge(map_disc, (x,), (fake_maps,))
+        fake_maps = decoded_fakes(cfg, model, logits, mu)
+        _, fake_logits = judge(map_disc, (real_maps,), (fake_maps,))
         fool_map = generator_loss(fake_logits, cfg.adversarial)
         loss = loss + cfg.map_weight * fool_map
         out["fool_map"] = fool_map.detach()
     optimizers["model"].zero_grad(set_to_none=True)
     loss.backward()
     distributed.step(optimizers["model"])
-    if adversarial:
+    if adversarial and any(p.requires_grad for p in model.encoder.parameters()):
         out.update(code_phases(cfg, model, code_disc, optimizers, x, mu, log_var))
     # Phase 4: map discriminator.
     if cfg.dual:
         map_disc.requires_grad_(True)
-        d_map = discriminator_loss(*judge(map_disc, (x,), (fake_maps.detach(),)), cfg.adversarial)
+        d_map = discriminator_loss(*judge(map_disc, (real_maps,), (fake_maps.detach(),)), cfg.adversarial)
         optimizers["map_disc"].zero_grad(set_to_none=True)
         d_map.backward()
         distributed.step(optimizers["map_disc"])

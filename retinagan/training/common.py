@@ -169,6 +169,34 @@ def start_model(folder: str, kind, default_config, cls, device: torch.device):
     return model.train(), config
 
 
+def freeze(models: dict[str, torch.nn.Module], spec: str) -> int:
+    """Keep the parameters named by spec as they are: "vessels:encoder,translator:down" stops
+    every parameter of the autoencoder whose name starts with "encoder" and every translator
+    parameter under "down". A run that freezes the layers it does not need to change writes
+    checkpoints that differ from their starts only in the rest (what `export --base` stores).
+    BatchNorm statistics of frozen layers still follow the batches. Returns how many parameters
+    were frozen; a prefix that names no parameter is an error (a typo would freeze nothing)."""
+    frozen = 0
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        which, _, prefix = item.partition(":")
+        if which not in models or not prefix:
+            raise ValueError(f"--freeze {item!r}: expected {' or '.join(f'{name}:PREFIX' for name in models)}")
+        named = [p for name, p in models[which].named_parameters() if name == prefix or name.startswith(prefix.rstrip(".") + ".")]
+        if not named:
+            raise ValueError(f"--freeze {item!r}: the {which} model has no parameter under {prefix!r}")
+        for parameter in named:
+            frozen += parameter.numel() if parameter.requires_grad else 0
+            parameter.requires_grad_(False)
+    return frozen
+
+
+def drawn_maps(logits: torch.Tensor) -> torch.Tensor:
+    """Decoder logits -> binary maps (what the translator and the users get at inference), with
+    the gradient of the soft probabilities (straight-through)."""
+    soft = torch.sigmoid(logits)
+    return soft + ((soft >= 0.5).to(soft.dtype) - soft).detach()
+
+
 def judge(disc, real: tuple, fake: tuple, **kwargs) -> tuple:
     """A discriminator on real and generated inputs as one batch -> (its output on the real half,
     its output on the fake half); a tuple output (logits, class logits) is split item by item.

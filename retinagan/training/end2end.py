@@ -36,7 +36,7 @@ from retinagan.losses import reconstruction_loss
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, layout, parse_disc_augment, pick_device, resume_run, seed_everything, start_model, step_context
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, drawn_maps, freeze, layout, parse_disc_augment, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.training.pix2pix import (augment_pairs, conditions, discriminator_side, generator_side, holdout_l1, load_pairs, on_device,
                                         sampling_weights, to_float, to_uint8)
 from retinagan.visual import save_grid
@@ -184,34 +184,6 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
                metrics={"holdout_l1": scores["holdout_l1"]})
     distributed.teardown()
     return out / "checkpoint"
-
-
-def freeze(models: dict[str, torch.nn.Module], spec: str) -> int:
-    """Keep the parameters named by spec as they are: "vessels:encoder,translator:down" stops
-    every parameter of the autoencoder whose name starts with "encoder" and every translator
-    parameter under "down". A run that freezes the layers it does not need to change writes
-    checkpoints that differ from their starts only in the rest (what `export --base` stores).
-    BatchNorm statistics of frozen layers still follow the batches. Returns how many parameters
-    were frozen; a prefix that names no parameter is an error (a typo would freeze nothing)."""
-    frozen = 0
-    for item in filter(None, (part.strip() for part in spec.split(","))):
-        which, _, prefix = item.partition(":")
-        if which not in models or not prefix:
-            raise ValueError(f"--freeze {item!r}: expected vessels:PREFIX or translator:PREFIX")
-        named = [p for name, p in models[which].named_parameters() if name == prefix or name.startswith(prefix.rstrip(".") + ".")]
-        if not named:
-            raise ValueError(f"--freeze {item!r}: the {which} model has no parameter under {prefix!r}")
-        for parameter in named:
-            frozen += parameter.numel() if parameter.requires_grad else 0
-            parameter.requires_grad_(False)
-    return frozen
-
-
-def drawn_maps(logits: torch.Tensor) -> torch.Tensor:
-    """Reconstruction logits -> binary maps (the translator's input at inference), with the
-    gradient of the soft probabilities (straight-through)."""
-    soft = torch.sigmoid(logits)
-    return soft + ((soft >= 0.5).to(soft.dtype) - soft).detach()
 
 
 def train_step(cfg, model, translator, code_disc, photo_disc, optimizers, inputs, photos, grades, looks,

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
-from retinagan.errors import CheckpointError
+from retinagan.errors import CheckpointError, DatasetError
 from retinagan.lesions import detect_all
 from retinagan.losses import discriminator_loss, generator_loss, grade_loss, lowpass_l1, masked_l1
 from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
@@ -56,6 +56,7 @@ class Pix2PixTrainConfig:
     grade_weight: float = 1.0  # auxiliary grade classifier loss (AC-GAN); 0: no classifier, no projection
     balance_grades: bool = True  # draw each grade (and IDRiD, DRIVE) equally often
     holdout_every: int = 10  # every k-th sample (by id) is held out, as for the vessel models
+    sources: str = ""  # e.g. "drive": train on these sources' pairs only (one camera); the held-out ids stay those of the whole set
     steps: int = 6000
     batch_size: int = 4
     lr: float = 2e-4
@@ -86,9 +87,20 @@ class PairSet:
     ids: np.ndarray
 
 
-def load_pairs(path: str, holdout_every: int, lesions: bool = False) -> tuple[PairSet, PairSet, dict]:
-    """lesions: add the detector's lesion maps of each photo as input channels 2-4."""
+def load_pairs(path: str, holdout_every: int, lesions: bool = False, sources: str = "") -> tuple[PairSet, PairSet, dict]:
+    """lesions: add the detector's lesion maps of each photo as input channels 2-4. sources
+    ("drive", "eyepacs,idrid"; "" all): keep these sources' pairs only, after the hold-out split
+    of the whole set, so a one-camera model holds out the ids every other model does."""
     prepared = load_prepared(path)
+    held = split_holdout(prepared.ids, holdout_every)
+    if wanted := [s.strip() for s in sources.split(",") if s.strip()]:
+        present = sorted(set(prepared.sources.tolist()))
+        if unknown := [s for s in wanted if s not in present]:
+            raise DatasetError(f"{path} has no pairs from {', '.join(unknown)} (its sources: {', '.join(present)})")
+        keep = np.isin(prepared.sources, wanted)
+        prepared, held = prepared.select(keep), held[keep]
+        if held.all() or not held.any():
+            raise DatasetError(f"{path}: the {int(keep.sum())} pairs from {sources} leave {'nothing to train on' if held.all() else 'none held out'} (--holdout-every {holdout_every})")
     fov = prepared.fov.astype(np.uint8)
     channels = [prepared.vessels.astype(np.uint8)[:, None], fov[:, None]]
     if lesions:
@@ -96,7 +108,6 @@ def load_pairs(path: str, holdout_every: int, lesions: bool = False) -> tuple[Pa
     inputs = torch.from_numpy(np.concatenate(channels, axis=1))
     photos = torch.from_numpy((prepared.images * fov[..., None]).transpose(0, 3, 1, 2).copy())  # black outside the FOV
     grades = torch.from_numpy(prepared.grades.astype(np.int64))
-    held = split_holdout(prepared.ids, holdout_every)
     looks = appearance_of(photos, torch.from_numpy(prepared.fov))
     dr_positive = torch.from_numpy((prepared.sources == "idrid") & (prepared.grades < 0))
     groups = torch.where(grades >= 0, grades, torch.where(dr_positive, 5, 6))
@@ -195,7 +206,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every, lesions=cfg.model.lesions > 0)
+    train, holdout, data_info = load_pairs(cfg.data, cfg.holdout_every, lesions=cfg.model.lesions > 0, sources=cfg.sources)
     generator, started_from = start_generator(cfg)
     generator = generator.to(device, memory_format=layout(cfg.channels_last))
     disc_grades = cfg.model.grades if cfg.grade_weight > 0 else 0
