@@ -86,8 +86,8 @@ MAP_REAL = ("all", "manual")
 MAP_FAKES = ("prior", "recon", "both")
 
 
-def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """-> training maps, held-out maps, data info (with "manual": the training maps that are hand-drawn, as an index tensor)."""
+def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    """-> training maps, held-out maps, the indices of the hand-drawn training maps, data info."""
     prepared = load_prepared(cfg.data)
     keep = np.ones(len(prepared), dtype=bool)
     if cfg.drop_grades:
@@ -97,10 +97,10 @@ def load_maps(cfg: AutoencoderTrainConfig) -> tuple[torch.Tensor, torch.Tensor, 
     held = split_holdout(prepared.ids, cfg.holdout_every)
     maps = torch.from_numpy(prepared.vessels).to(torch.uint8)[:, None]  # (N, 1, S, S) uint8 0/1
     sources = {str(s): int((prepared.sources == s).sum()) for s in np.unique(prepared.sources)}
-    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades,
-            "manual_train": int(((prepared.vessel_sources == "manual") & ~held).sum())}
     manual = torch.from_numpy(np.flatnonzero(prepared.vessel_sources[~held] == "manual"))
-    return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], {**info, "manual": manual}
+    info = {"train": int((~held).sum()), "holdout": int(held.sum()), "sources": sources, "dropped_grades": cfg.drop_grades,
+            "manual_train": len(manual)}
+    return maps[torch.from_numpy(~held)], maps[torch.from_numpy(held)], manual, info
 
 
 AUGMENTS = {"standard": dict(degrees=10, scale=0.0, warp=0.0), "strong": dict(degrees=20, scale=0.1, warp=0.03)}
@@ -176,8 +176,7 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
     out = Path(cfg.output)
-    train_maps, holdout_maps, data_info = load_maps(cfg)
-    manual = data_info.pop("manual")
+    train_maps, holdout_maps, manual, data_info = load_maps(cfg)
     if cfg.dual and cfg.map_real == "manual" and not len(manual):
         raise ValueError(f"--map-real manual: {cfg.data} has no hand-drawn training maps (vessel source 'manual')")
     model = start_autoencoder(cfg, device)
