@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from retinagan.checkpoint import save_model  # noqa: E402
 from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
 from retinagan.losses import bce_dice_loss  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import choose_threshold, score_drive  # noqa: E402
+from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_probabilities  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
 from retinagan.training.common import EMA, cosine_lr, seed_everything  # noqa: E402
@@ -116,11 +116,12 @@ def main() -> None:
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}-batch{args.batch}-seed{args.seed}"
     save_model(folder, final, "segmenter", training_data=f"DRIVE training + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm")
     segmenter = Segmenter.load(folder)
-    score = score_drive(segmenter, args.drive, "test", threshold=0.5, progress=False)
+    test = drive_probabilities(segmenter, args.drive, "test", progress=False)  # once, scored at both thresholds
+    score = score_probabilities(test, "test", 0.5)
     chosen = choose_threshold(segmenter, args.drive, progress=False)  # on DRIVE training, never on test
     print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(float(chosen), 3),
-                      "dice_chosen": round(score_drive(segmenter, args.drive, "test", threshold=chosen, progress=False)["dice"], 4),
+                      "dice_chosen": round(score_probabilities(test, "test", chosen)["dice"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))
 
 

@@ -22,9 +22,13 @@ def drive_probabilities(segmenter, root, split: str = "test", progress: bool = T
 def score_drive(segmenter, root, split: str = "test", threshold: float | None = None, progress: bool = True) -> dict:
     """Dice and accuracy over all FOV pixels pooled (as the literature reports), AUC likewise."""
     results = drive_probabilities(segmenter, root, split, progress)
+    return score_probabilities(results, split, segmenter.threshold if threshold is None else threshold)
+
+
+def score_probabilities(results, split: str, threshold: float) -> dict:
+    """score_drive's figures from drive_probabilities' results, so one inference can be scored at several thresholds."""
     scores = np.concatenate([prob[mask] for prob, _, mask in results])
     truth = np.concatenate([manual[mask] for _, manual, mask in results])
-    threshold = segmenter.threshold if threshold is None else threshold
     pred = scores >= threshold
     per_image = [dice(prob[mask] >= threshold, manual[mask]) for prob, manual, mask in results]
     return {
