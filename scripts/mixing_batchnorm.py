@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--batch 16] [--steps 1200] [--translator DIR]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -66,6 +66,7 @@ def main() -> None:
     parser.add_argument("mode", choices=("shared", "domain"))
     parser.add_argument("--pairs", choices=("synthetic", "translated"), default="synthetic", help="what is mixed with the real pairs")
     parser.add_argument("--real-share", type=float, default=0.5, help="real patches per batch, as a share (1: real only, the control)")
+    parser.add_argument("--real-tail", type=int, default=0, help="the last K steps see real patches only")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--steps", type=int, default=1200)
     parser.add_argument("--drive", default="../shared/data/drive")
@@ -74,10 +75,14 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
+    if not 0 <= args.real_tail <= args.steps:
+        parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
     translator = FundusTranslator.load(args.translator)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
-    if args.pairs == "translated":
+    if args.real_share == 1:
+        syn_x = syn_y = None  # the control: nothing to mix in
+    elif args.pairs == "translated":
         syn_x, syn_y = segmenter_tensors(*translated_pairs(translator, fovs, maps, looks=10))
     else:
         syn_x, syn_y = segmenter_tensors(*synthetic_pairs(load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True), translator, 200))
@@ -94,8 +99,10 @@ def main() -> None:
     for step in range(args.steps):
         for group in optimizer.param_groups:
             group["lr"] = cosine_lr(step, args.steps, 3e-3)
-        xr, yr = random_patches(real_x, real_y, n_real, 64, draws)
-        if n_real == args.batch:  # --real-share 1: the real-only control, the same code path
+        tail = step >= args.steps - args.real_tail
+        xr, yr = random_patches(real_x, real_y, args.batch if tail else n_real, 64, draws)
+        if n_real == args.batch or tail:  # --real-share 1: the real-only control, the same code path
+            DomainBatchNorm.domain = 0  # the real pairs' BatchNorm (mode domain)
             loss = bce_dice_loss(model(xr), yr)
         elif args.mode == "domain":
             xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
@@ -113,13 +120,15 @@ def main() -> None:
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
-    folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}-batch{args.batch}-seed{args.seed}"
-    save_model(folder, final, "segmenter", training_data=f"DRIVE training + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm")
+    suffix = (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "")
+    folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
+    extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
+    save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     segmenter = Segmenter.load(folder)
     test = drive_probabilities(segmenter, args.drive, "test", progress=False)  # once, scored at both thresholds
     score = score_probabilities(test, "test", 0.5)
     chosen = choose_threshold(segmenter, args.drive, progress=False)  # on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "batch": args.batch, "steps": args.steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(float(chosen), 3),
                       "dice_chosen": round(score_probabilities(test, "test", chosen)["dice"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))

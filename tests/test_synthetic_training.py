@@ -142,3 +142,31 @@ def test_a_second_run_into_a_held_output_folder_is_refused(drive_like, tmp_path,
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["summary"]["synthetic"]["pairs"] == 2
     assert not lock.exists()
+
+
+def test_chosen_threshold_is_chosen_on_drive_training_and_scored_on_test(drive_like, tmp_path, capsys):
+    from retinagan.inference import Segmenter
+    from retinagan.metrics.evaluate_segmenter import choose_threshold, score_drive
+
+    vessels, translator = _tiny_models(tmp_path)
+    args = ["evaluate", "synthetic", "--vessels", str(vessels), "--translator", str(translator), "--drive", str(drive_like),
+            "--n", "4", "--seeds", "2", "--steps", "3", "--conditions", "real,mixed", "--output", str(tmp_path / "runs")]
+    assert main(args + ["--json", "--chosen-threshold"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert "threshold chosen on DRIVE training" in result["protocol"]
+    for run in result["runs"]:
+        segmenter = Segmenter.load(run["checkpoint"])
+        threshold = choose_threshold(segmenter, drive_like, progress=False)
+        assert run["threshold_chosen"] == threshold and 0 < threshold < 1
+        assert abs(run["dice_chosen"] - score_drive(segmenter, drive_like, "test", threshold=threshold, progress=False)["dice"]) < 1e-9
+        assert abs(run["dice"] - score_drive(segmenter, drive_like, "test", threshold=0.5, progress=False)["dice"]) < 1e-9
+    chosen = {c: [r["dice_chosen"] for r in result["runs"] if r["condition"] == c] for c in ("real", "mixed")}
+    assert abs(result["summary"]["mixed"]["dice_chosen_std"] - np.std(chosen["mixed"])) < 1e-9
+    assert abs(result["mixed_minus_real_dice_chosen"] - (np.mean(chosen["mixed"]) - np.mean(chosen["real"]))) < 1e-9
+    assert abs(result["mixed_minus_real_dice"] - (result["summary"]["mixed"]["dice_mean"] - result["summary"]["real"]["dice_mean"])) < 1e-9
+    assert main(args + ["--output", str(tmp_path / "plain")]) == 0  # text, and without the option no chosen figures
+    text = capsys.readouterr().out
+    assert "at the chosen threshold" not in text and "mixed minus real dice:" in text
+    assert main(args + ["--output", str(tmp_path / "text"), "--chosen-threshold"]) == 0
+    text = capsys.readouterr().out
+    assert text.count("at the chosen threshold") == 2 and "mixed minus real dice chosen:" in text
