@@ -277,6 +277,7 @@ class FundusTranslator:
         look_seed: int | list[int] | None = None,
         lesions: list[list[Lesion]] | None = None,
         lesion_maps: np.ndarray | None = None,
+        looks: np.ndarray | None = None,
     ) -> np.ndarray:
         """(N, S, S) vessel maps (bool or probabilities >= 0.5) -> (N, S, S, 3) uint8 photos.
 
@@ -293,6 +294,9 @@ class FundusTranslator:
         lesion_maps: instead of lesions, (N, 3, S, S) maps (microaneurysm, haemorrhage, exudate)
         given to a lesion-drawing model as they are, e.g. the lesion detector's maps of a real
         photo (retinagan.lesions.detect_lesions), as the translator was trained.
+        looks: instead of look_seed's picks, (N, appearance_dim) looks given as they are, e.g. a
+        real photo's own (retinagan.models.pix2pix.appearance_of, as in training); look_seed
+        still seeds the grain.
         """
         vessels = np.asarray(vessels)
         if vessels.ndim != 3 or vessels.shape[1:] != (self.size, self.size):
@@ -326,8 +330,14 @@ class FundusTranslator:
                 if not -1 <= value < self.grades:
                     raise ValueError(f"grade must be 0-{self.grades - 1}, not {g}")
             grades = torch.tensor(values, dtype=torch.long, device=x.device)
-        looks = None
-        if self.model.config.appearance_dim > 0:
+        if looks is not None:
+            if self.model.config.appearance_dim == 0:
+                raise ValueError("this translator takes no look")
+            looks = np.asarray(looks, dtype=np.float32)
+            if looks.shape != (len(x), self.model.config.appearance_dim):
+                raise ValueError(f"looks must be ({len(x)}, {self.model.config.appearance_dim}), got {looks.shape}")
+            looks = torch.from_numpy(looks).to(x.device)
+        elif self.model.config.appearance_dim > 0:
             seeds = look_seed if isinstance(look_seed, (list, tuple, np.ndarray)) else [look_seed] * len(x)
             if len(seeds) != len(x):
                 raise ValueError(f"{len(seeds)} look seeds for {len(x)} maps")

@@ -45,7 +45,7 @@ def test_anatomy_checks_on_synthetic_photos():
 
 
 def test_evaluate_fundus_cli(prepared_maps, tmp_path, capsys):
-    cfg = Pix2PixTrainConfig(data=str(prepared_maps), output=str(tmp_path / "p2p"), model=Pix2PixConfig(base_channels=4, image_size=128, grades=5, lesions=3),
+    cfg = Pix2PixTrainConfig(data=str(prepared_maps), output=str(tmp_path / "p2p"), model=Pix2PixConfig(base_channels=4, image_size=128, grades=5, lesions=3, appearance_dim=6),
                              disc_channels=4, steps=2, batch_size=2, holdout_every=3)
     folder = train_pix2pix(cfg)
     args = ["evaluate", "fundus", "--checkpoint", str(folder), "--real", str(prepared_maps), "--segmenter", str(SEGMENTER), "--json", "--store"]
@@ -54,6 +54,7 @@ def test_evaluate_fundus_cli(prepared_maps, tmp_path, capsys):
     assert result["n_real_a"] + result["n_real_b"] == 5 and result["n_holdout"] == 2
     assert result["fid_from_real_maps"] > 0 and np.isfinite(result["fid_real_vs_real"])
     assert result["fid_from_real_maps_own_conditions"] > 0 and np.isfinite(result["kid_from_real_maps_own_conditions"])  # lesion maps + grade
+    assert result["fid_from_real_maps_own_look"] > 0 and np.isfinite(result["kid_from_real_maps_own_look"])  # + each photo's own look
     assert 0 <= result["fidelity_dice_holdout"] <= 1 and 0 <= result["fidelity_dice_real_photos"] <= 1
     assert result["fid_heldout_trees"] > 0 and result["fid_heldout_real"] > 0  # 2 held-out trees vs the other 3 photos
     assert result["fid_heldout_trees"] != result["fid_heldout_real"] and np.isfinite(result["kid_heldout_trees"])

@@ -159,6 +159,13 @@ def test_appearance_input_changes_the_look_and_is_seeded(prepared_maps, tmp_path
     assert np.array_equal(a, translator.translate(vessels, look_seed=same))  # the seed picks a training photo's look
     assert not np.array_equal(a, translator.translate(vessels, look_seed=other))
     assert np.allclose(translator.look(None), translator.looks.mean(0))
+    # A look given as it is (e.g. a real photo's own, appearance_of) instead of a seed's pick.
+    assert np.array_equal(a, translator.translate(vessels, look_seed=0, looks=translator.look(0)[None]))
+    assert not np.array_equal(a, translator.translate(vessels, look_seed=0, looks=translator.look(0)[None] * 0.5))
+    with pytest.raises(ValueError, match=r"looks must be \(1, 6\)"):
+        translator.translate(vessels, looks=np.zeros((2, 6)))
+    with pytest.raises(ValueError, match="takes no look"):
+        FundusTranslator(Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=128)).eval(), {}).translate(vessels, looks=np.zeros((1, 6)))
 
 
 def test_folding_batchnorm_keeps_what_the_models_compute():

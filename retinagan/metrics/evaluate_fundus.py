@@ -9,7 +9,9 @@
   that small size: both FIDs are large at n = 18, only their ratio means much). Half B's trees
   are translated twice: as a bare tree (no lesions, grade unknown) and with their own photo's
   conditions (the lesion detector's maps of it and its grade), the way pix2pix is scored on
-  the label maps of the photos it is compared with.
+  the label maps of the photos it is compared with; and a third time with those conditions and
+  their photo's own look (the translator's appearance input) instead of a training photo's
+  picked by seed.
 - Vessel fidelity: the shipped segmenter run on each generated photo, Dice against the vessel
   map it was made from; the same for the real photos against their own maps is the ceiling.
 - Anatomy: one optic disc (a single clear brightness peak on the expected side) and an intact
@@ -189,15 +191,26 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     }
     result["kid_real_vs_real"], result["kid_real_vs_real_std"] = kid(feats_b, feats_a)
     result["kid_from_real_maps"], result["kid_from_real_maps_std"] = kid(feats_made, feats_a)
-    if translator.draws_lesions or translator.grades > 0:
+    own = conditions_of(prepared, ~half_a, translator)
+    if own:
         # The same trees, each photo made with its real photo's lesion maps (the detector's, as
         # in training) and DR grade (unknown where the set has none), as a pix2pix is scored on
         # the label maps of the photos it is compared with: most real photos show DR lesions.
-        own = conditions_of(prepared, ~half_a, translator)
         made_own = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b, **own)
         feats_own = inception_features(net, made_own, desc="real maps, own lesions")
         result["fid_from_real_maps_own_conditions"] = fid(feats_own, feats_a)
         result["kid_from_real_maps_own_conditions"], result["kid_from_real_maps_own_conditions_std"] = kid(feats_own, feats_a)
+    if translator.model.config.appearance_dim > 0:
+        # ... and also each in its own real photo's look (per-channel mean and spread inside the
+        # FOV, the translator's appearance input, as in training), instead of a training photo's
+        # picked by seed, which may be another camera's than the one that took the tree's photo.
+        from retinagan.models.pix2pix import appearance_of
+
+        own_looks = appearance_of(torch.from_numpy(prepared.images[~half_a]).permute(0, 3, 1, 2), torch.from_numpy(prepared.fov[~half_a])).numpy()
+        made_look = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b, looks=own_looks, **own)
+        feats_look = inception_features(net, made_look, desc="real maps, own conditions and look")
+        result["fid_from_real_maps_own_look"] = fid(feats_look, feats_a)
+        result["kid_from_real_maps_own_look"], result["kid_from_real_maps_own_look_std"] = kid(feats_look, feats_a)
     made_held = translator.translate(prepared.vessels[held], prepared.fov[held], look_seed=list(range(int(held.sum()))))
     result["fidelity_dice_holdout"] = float(fidelity(segmenter, made_held, prepared.vessels[held], prepared.fov[held]).mean())
     result["fidelity_dice_real_photos"] = float(fidelity(segmenter, photos[held], prepared.vessels[held], prepared.fov[held]).mean())
