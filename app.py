@@ -512,6 +512,23 @@ def segment_upload(path: str | None):
     return rgb, vessels.astype(np.uint8) * 255, overlay(rgb, vessels), f"{rgb.shape[1]}x{rgb.shape[0]} photo, vessels cover {share:.1f}% of it."
 
 
+def repaint_upload(path: str | None, seed=0):
+    """The translator's photo of a real photo's own tree, beside the real one: (real photo as the
+    translator sees photos, painted in its own look, painted in a training photo's look, message)."""
+    if not path:
+        return None, None, None, "Upload a fundus photo above (or try skimage's), then repaint it."
+    try:
+        rgb = read_rgb(path, name=os.path.basename(path))
+        out = explorer().repaint(rgb, int(seed or 0))
+    except (RetinaganError, ValueError) as exc:
+        return None, None, None, f"**Could not use this file:** {exc}"
+    found = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in out["lesions"].items() if n) or "no lesions"
+    return out["photo"], out["painted"], out["painted_other_look"], (
+        f"The photo's vessel tree (segmented), painted by `{explorer().translator_name}`: in the photo's own look (colour and "
+        f"contrast) and, right, in the look that seed {int(seed or 0)} picks among the training photos'; the lesion detector's spots in the photo were given "
+        f"as lesion maps ({found}).")
+
+
 def build_ui() -> gr.Blocks:
     ex = explorer()
     names = ex.names()
@@ -671,6 +688,22 @@ def build_ui() -> gr.Blocks:
             outs = [s_photo, s_vessels, combined, s_message]
             upload.change(segment_upload, upload, outs, api_name="segment")
             example.click(lambda: segment_upload(example_photo_path()), None, outs, api_name="segment_example")
+            gr.Markdown("**Repaint**: the translator's photo of this photo's own tree, beside the real one: how close the "
+                        "synthetic photos come to a real photo when the tree, look and lesions are the real ones.")
+            with gr.Row():
+                shown = gr.State(None)  # the photo last segmented (an upload or skimage's)
+                r_seed = gr.Number(value=0, precision=0, label="Training-photo look (seed)")
+                r_button = gr.Button("Repaint its tree", variant="primary")
+            with gr.Row():
+                r_real = gr.Image(label="Real (FOV-cropped, disc right)", interactive=False)
+                r_own = gr.Image(label="Translator, the photo's own look", interactive=False, elem_id="repaint-own")
+                r_other = gr.Image(label="Translator, a training photo's look", interactive=False)
+            r_message = gr.Markdown()
+            upload.change(lambda path: path, upload, shown, api_visibility="undocumented")
+            example.click(example_photo_path, None, shown, api_visibility="undocumented")
+            r_button.click(repaint_upload, [shown, r_seed], [r_real, r_own, r_other, r_message], api_visibility="undocumented")
+            r_path = gr.Textbox(visible=False)
+            gr.Button(visible=False).click(repaint_upload, [r_path, r_seed], [r_real, r_own, r_other, r_message], api_name="repaint")
         demo.load(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
     return demo
 

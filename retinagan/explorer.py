@@ -302,6 +302,37 @@ class Explorer:
         arrays = prepare_arrays(rgb, None, None, self.segmenter(), translator.size)
         return (arrays["images"] * arrays["fov"][..., None]).astype(np.uint8), arrays["vessels"]
 
+    def repaint(self, rgb: np.ndarray, seed: int = 0) -> dict:
+        """A real fundus photo -> the translator's photo of its own tree, next to it: keys photo
+        (the real one as the translator sees photos: FOV-cropped, disc on the right), vessels (its
+        segmented tree), painted (the tree translated in the photo's own look and FOV, with the
+        lesion detector's maps of the photo for a lesion-drawing translator, as `evaluate fundus`
+        scores its own-conditions photos), painted_other_look (the same in the look of a training
+        photo picked by `seed`, as generated photos get it) and lesions (spots found per type)."""
+        import torch
+
+        from retinagan.lesions import detect_lesions, lesion_counts
+        from retinagan.models.pix2pix import appearance_of
+        from retinagan.pipeline import prepare_arrays
+
+        translator = self.translator()
+        if translator is None:
+            raise RetinaganError(f"no translator in {self.root}: repainting needs one")
+        arrays = prepare_arrays(rgb, None, None, self.segmenter(), translator.size)
+        photo, fov, vessels = arrays["images"], arrays["fov"], arrays["vessels"]
+        own = {}
+        found = None
+        if translator.draws_lesions:
+            found = detect_lesions(photo, fov, vessels)
+            own["lesion_maps"] = found[None]
+        look = None
+        if translator.model.config.appearance_dim > 0:
+            look = appearance_of(torch.from_numpy(photo[None]).permute(0, 3, 1, 2), torch.from_numpy(fov[None])).numpy()
+        painted = translator.translate(vessels[None], fov, look_seed=int(seed), looks=look, **own)[0]
+        other = translator.translate(vessels[None], fov, look_seed=int(seed), **own)[0]
+        return {"photo": (photo * fov[..., None]).astype(np.uint8), "vessels": vessels, "painted": painted, "painted_other_look": other,
+                "lesions": lesion_counts(found) if found is not None else {}}
+
     @staticmethod
     def tree_from_map(mask: np.ndarray, size: int) -> np.ndarray:
         """A binary vessel map (any size; assumed FOV-cropped and disc-right already) -> (size, size) bool."""

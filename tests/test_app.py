@@ -48,3 +48,23 @@ def test_ui_builds_with_stable_api_names():
     demo = app.build_ui()
     names = {fn.api_name for fn in demo.fns.values()}
     assert {"segment", "segment_example"} <= names
+
+
+def test_repaint_paints_a_real_photos_own_tree_in_its_own_look(tmp_path):
+    real, own, other, message = app.repaint_upload(app.example_photo_path(), 3)
+    assert real.shape == own.shape == other.shape == (256, 256, 3) and real.dtype == own.dtype == np.uint8
+    assert "own look" in message and "lesion maps" in message
+    fov = real.max(2) > 0
+    colour = lambda photo: photo[fov].mean(0)  # noqa: E731
+    # Given the photo's own look, the painted photo's colour is nearer the real one than in another look.
+    assert np.abs(colour(own) - colour(real)).sum() < np.abs(colour(other) - colour(real)).sum()
+    again = app.repaint_upload(app.example_photo_path(), 3)
+    assert np.array_equal(again[1], own) and np.array_equal(again[2], other)  # deterministic
+    assert not np.array_equal(app.repaint_upload(app.example_photo_path(), 4)[2], other)  # the seed picks the other look
+    assert app.repaint_upload(None)[0] is None
+    bad = tmp_path / "notes.png"
+    bad.write_bytes(b"plain text, not an image")
+    result = app.repaint_upload(str(bad))
+    assert result[0] is None and result[3].startswith("**Could not use this file:**") and "not an image" in result[3]
+    names = {fn.api_name for fn in app.build_ui().fns.values()}
+    assert "repaint" in names

@@ -223,6 +223,10 @@ def test_compare_export_and_segment_tabs(page):
     page.wait_for_selector("#segment-overlay img", timeout=120000)
     idle(page, 120000)
     assert not_blank(shot(page, "segment-overlay", "#segment-overlay img"))
+    page.get_by_role("button", name="Repaint its tree").click()  # the translator's photo of that photo's own tree
+    page.wait_for_selector("#repaint-own img", timeout=120000)
+    idle(page, 120000)
+    assert not_blank(shot(page, "repaint-own", "#repaint-own img"))
     shot(page, "tab-segment")
     assert page.errors == []
 
