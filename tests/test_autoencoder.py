@@ -314,3 +314,26 @@ def test_hand_drawn_map_discriminator_needs_hand_drawn_maps(prepared_maps, tmp_p
         train_autoencoder(dataclasses.replace(cfg, data=str(prepared_maps), map_fakes="samples"))
     with pytest.raises(ValueError, match="has no parameter under 'encodr'"):
         train_autoencoder(dataclasses.replace(cfg, data=str(prepared_maps), map_real="all", freeze="encodr"))
+
+
+def test_r1_penalty_reaches_only_the_map_discriminator():
+    """--map-r1: the penalty is reported and changes the map discriminator's update, and nothing
+    else: the autoencoder's phase (and the code discriminator's) are the same step for step."""
+    from retinagan.models.autoencoder import CodeDiscriminator, MapDiscriminator
+    from retinagan.training.autoencoder import train_step
+
+    def one_step(r1: float):
+        torch.manual_seed(0)
+        model, code_disc, map_disc = VesselAutoencoder(TINY), CodeDiscriminator(8), MapDiscriminator(4)
+        optimizers = {"model": torch.optim.Adam(model.parameters(), lr=1e-3), "code_disc": torch.optim.Adam(code_disc.parameters(), lr=1e-3),
+                      "encoder_reg": torch.optim.Adam(model.encoder.parameters(), lr=1e-3), "map_disc": torch.optim.Adam(map_disc.parameters(), lr=1e-3)}
+        x = (torch.rand(2, 1, 128, 128) < 0.1).float()
+        out = train_step(AutoencoderTrainConfig(model=TINY, dual=True, map_r1=r1), model, code_disc, map_disc, optimizers, x)
+        return out, model.state_dict(), map_disc.state_dict()
+
+    plain, model_plain, disc_plain = one_step(0.0)
+    penalised, model_penalised, disc_penalised = one_step(10.0)
+    assert "r1_map" not in plain and penalised["r1_map"] > 0
+    assert torch.equal(plain["d_map"], penalised["d_map"]) and torch.equal(plain["recon"], penalised["recon"])  # the same losses before the update
+    assert all(torch.equal(model_plain[k], model_penalised[k]) for k in model_plain)
+    assert not torch.equal(disc_plain["net.0.weight"], disc_penalised["net.0.weight"])

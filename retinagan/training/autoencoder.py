@@ -50,6 +50,7 @@ class AutoencoderTrainConfig:
     map_fakes: str = "prior"  # dual AAE: what it judges against them: maps decoded from "prior" samples, "recon"structions, or "both"
     map_channels: int = 16  # dual AAE: the map discriminator's width
     map_binary: bool = False  # dual AAE: judge the decoded maps thresholded (as users get them; straight-through gradient), not soft
+    map_r1: float = 0.0  # dual AAE: > 0: R1 penalty (gamma/2 x the squared gradient of its real logits w.r.t. the real maps) on the map discriminator
     recon_lowpass: float = 0.0  # > 0: reconstruction scored on both maps blurred (Gaussian sigma px) + recon_detail_weight x at full size
     recon_detail_weight: float = 0.1  # with recon_lowpass: weight of the full-size reconstruction term
     freeze: str = ""  # comma-separated parameter-name prefixes kept as they start (e.g. "encoder,decoder.dense"); a frozen encoder skips the code phases
@@ -308,9 +309,17 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor, rea
     # Phase 4: map discriminator.
     if cfg.dual:
         map_disc.requires_grad_(True)
-        d_map = discriminator_loss(*judge(map_disc, (real_maps,), (fake_maps.detach(),)), cfg.adversarial)
+        real_in = real_maps.detach().float().requires_grad_(cfg.map_r1 > 0)
+        real_logits, fake_logits = judge(map_disc, (real_in,), (fake_maps.detach(),))
+        d_map = discriminator_loss(real_logits, fake_logits, cfg.adversarial)
+        total = d_map
+        if cfg.map_r1 > 0:  # R1 (Mescheder et al. 2018): keeps the discriminator smooth around real maps, so it cannot win outright
+            grad, = torch.autograd.grad(real_logits.float().sum(), real_in, create_graph=True)
+            r1 = grad.pow(2).flatten(1).sum(1).mean()
+            total = d_map + cfg.map_r1 / 2 * r1
+            out["r1_map"] = r1.detach()
         optimizers["map_disc"].zero_grad(set_to_none=True)
-        d_map.backward()
+        total.backward()
         distributed.step(optimizers["map_disc"])
         out["d_map"] = d_map.detach()
     return out
