@@ -517,15 +517,18 @@ def repaint_upload(path: str | None, seed=0):
     translator sees photos, painted in its own look, painted in a training photo's look, message)."""
     if not path:
         return None, None, None, "Upload a fundus photo above (or try skimage's), then repaint it."
+    seed = int(seed or 0)
+    if seed < 0:
+        return None, None, None, f"**Could not do that:** the look seed must be 0 or more, not {seed}."
     try:
         rgb = read_rgb(path, name=os.path.basename(path))
-        out = explorer().repaint(rgb, int(seed or 0))
+        out = explorer().repaint(rgb, seed)
     except (RetinaganError, ValueError) as exc:
         return None, None, None, f"**Could not use this file:** {exc}"
     found = ", ".join(f"{n} {kind}{'s' if n != 1 else ''}" for kind, n in out["lesions"].items() if n) or "no lesions"
     return out["photo"], out["painted"], out["painted_other_look"], (
         f"The photo's vessel tree (segmented), painted by `{explorer().translator_name}`: in the photo's own look (colour and "
-        f"contrast) and, right, in the look that seed {int(seed or 0)} picks among the training photos'; the lesion detector's spots in the photo were given "
+        f"contrast) and, right, in the look that seed {seed} picks among the training photos'; the lesion detector's spots in the photo were given "
         f"as lesion maps ({found}).")
 
 

@@ -62,6 +62,7 @@ def test_repaint_paints_a_real_photos_own_tree_in_its_own_look(tmp_path):
     assert np.array_equal(again[1], own) and np.array_equal(again[2], other)  # deterministic
     assert not np.array_equal(app.repaint_upload(app.example_photo_path(), 4)[2], other)  # the seed picks the other look
     assert app.repaint_upload(None)[0] is None
+    assert "must be 0 or more" in app.repaint_upload(app.example_photo_path(), -1)[3]
     bad = tmp_path / "notes.png"
     bad.write_bytes(b"plain text, not an image")
     result = app.repaint_upload(str(bad))
