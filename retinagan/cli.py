@@ -142,6 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "in pixels of the photo; every photo gets these lesions")
     gen.add_argument("--fov-height", type=float, default=1.0, help="field of view cut at top and bottom to this fraction (0.5-1)")
     gen.add_argument("--noise", action="store_true", help="use the translator's dropout noise (seeded per sample)")
+    gen.add_argument("--looks-from", metavar="PHOTOS", help="a fundus photo or a folder of them: each sample's colour and contrast is one of "
+                     "these photos' (picked by its seed) instead of one of the translator's training photos': synthetic data in the look "
+                     "of the camera it is meant for")
     gen.add_argument("--n", type=int, default=16, help="number of samples")
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
@@ -371,6 +374,29 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _looks_from(path: Path, size: int):
+    """--looks-from: the looks of a photo, or of every photo in a folder (sorted by name)."""
+    from retinagan.data.imageio import read_rgb
+    from retinagan.data.readers import IMAGE_SUFFIXES
+    from retinagan.inference import photo_looks
+
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise RetinaganError(f"--looks-from {path}: no image files in it")
+    elif path.is_file():
+        files = [path]
+    else:
+        raise RetinaganError(f"--looks-from {path}: no such file or folder")
+    looks = []
+    for file in files:
+        try:
+            looks.append(photo_looks([read_rgb(file, name=file.name)], size)[0])
+        except RetinaganError as exc:
+            raise RetinaganError(f"--looks-from: {exc}" if file.name in str(exc) else f"--looks-from {file}: {exc}") from None
+    return looks
+
+
 def cmd_generate(args) -> int:
     from retinagan.export import export_samples
     from retinagan.inference import FINE_SUFFIX, FundusTranslator, fov_disc, load_vessel_generator
@@ -400,10 +426,18 @@ def cmd_generate(args) -> int:
         raise RetinaganError(f"{args.translator} translates {translator.size} px maps; {args.checkpoint} makes {generator.model.config.image_size} px")
     if not 0.5 <= args.fov_height <= 1:
         raise RetinaganError("--fov-height must be within 0.5-1")
+    translator_name = Path(args.translator).name if args.translator else ""
+    if args.looks_from:
+        if translator is None:
+            raise RetinaganError("--looks-from needs --translator")
+        if translator.model.config.appearance_dim == 0:
+            raise RetinaganError(f"--looks-from: {args.translator} was trained without looks")
+        translator.use_looks(_looks_from(Path(args.looks_from), translator.size))
+        translator_name += f"+looks:{Path(args.looks_from).name}"  # in the manifest: these photos are not in the translator's looks
     fov = fov_disc(translator.size, args.fov_height) if translator is not None else None
     written = export_samples(
         generator, Path(args.checkpoint).name + (FINE_SUFFIX if args.fine_vessels else ""), args.seed, args.n, Path(args.output),
-        translator=translator, translator_name=Path(args.translator).name if args.translator else "",
+        translator=translator, translator_name=translator_name,
         grades=[args.grade], fov=fov, noise=args.noise, lesions=lesions,
     )
     print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")

@@ -217,6 +217,21 @@ def degrid(photos: torch.Tensor, radius: float) -> torch.Tensor:
     return torch.fft.ifft2(torch.fft.fft2(photos.float()) * gains).real
 
 
+def photo_looks(photos: list[np.ndarray], size: int) -> np.ndarray:
+    """Fundus photos (H, W, 3) uint8, any size -> (N, 6) looks (models.pix2pix.appearance_of), each
+    taken as the translator's training photos' were: inside the field of view, FOV-cropped to a
+    square of `size` px. A photo without a field of view raises ImageError."""
+    from retinagan.data.preprocess import crop_to_square, fov_mask, resize
+    from retinagan.models.pix2pix import appearance_of
+
+    looks = []
+    for rgb in photos:
+        mask = fov_mask(rgb)
+        image, fov = resize(crop_to_square(rgb, mask), size), resize(crop_to_square(mask, mask), size)
+        looks.append(appearance_of(torch.from_numpy(np.array(image))[None].permute(0, 3, 1, 2), torch.from_numpy(np.array(fov))[None])[0].numpy())
+    return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
+
+
 class FundusTranslator:
     """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
 
@@ -238,6 +253,16 @@ class FundusTranslator:
         if seed is None:
             return self.looks.mean(0)
         return self.looks[np.random.default_rng(int(seed)).integers(len(self.looks))]
+
+    def use_looks(self, looks: np.ndarray) -> None:
+        """Replace the looks that look_seed picks from (the training photos') by these (K, 6),
+        e.g. photo_looks of photos from the camera the synthetic data is meant for."""
+        if self.model.config.appearance_dim == 0:
+            raise ValueError("this translator takes no look")
+        looks = np.asarray(looks, dtype=np.float32)
+        if looks.ndim != 2 or len(looks) == 0 or looks.shape[1] != self.model.config.appearance_dim:
+            raise ValueError(f"looks must be (K >= 1, {self.model.config.appearance_dim}), got {looks.shape}")
+        self.looks = looks
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":

@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -8,6 +8,11 @@ MODE: shared  every batch holds real and synthetic patches (real-share of them) 
               own (domain-specific BatchNorm, Chang et al. 2019), the convolutions shared, one
               loss per domain weighted by its share; the segmenter is saved with the real
               pairs' BatchNorm, so it is an ordinary segmenter.
+--real-tail K: the last K of the steps see real patches only (the whole batch), so the mixed
+segmenter ends on the real photos. --drive-looks: the other pairs' photos take the looks
+(per-channel mean and spread inside the FOV, the translator's appearance input) of DRIVE's 20
+training photos instead of the translator's training photos': the target camera's colours
+without fine-tuning the translator.
 The other pairs: `synthetic`, those of `evaluate synthetic --fine-vessels` (200 samples of
 checkpoints/aae-lsgan-128 with procedural fine vessels, translated by --translator, default checkpoints/pix2pix-grade);
 `translated`, those of its `translated` condition (the translator's photos of the 20 DRIVE
@@ -34,6 +39,7 @@ from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generat
 from retinagan.losses import bce_dice_loss  # noqa: E402
 from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_probabilities  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
+from retinagan.models.pix2pix import appearance_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
 from retinagan.training.common import EMA, cosine_lr, seed_everything  # noqa: E402
 from retinagan.training.segmenter import random_patches  # noqa: E402
@@ -72,6 +78,7 @@ def main() -> None:
     parser.add_argument("--drive", default="../shared/data/drive")
     parser.add_argument("--output", default="runs/mixing-batchnorm")
     parser.add_argument("--translator", default="checkpoints/pix2pix-grade", help="the pix2pix checkpoint that paints the other pairs")
+    parser.add_argument("--drive-looks", action="store_true", help="paint the other pairs in the looks of DRIVE's training photos")
     args = parser.parse_args()
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
@@ -80,6 +87,8 @@ def main() -> None:
     translator = FundusTranslator.load(args.translator)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
+    if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
+        translator.looks = appearance_of(torch.from_numpy(photos).permute(0, 3, 1, 2), torch.from_numpy(fovs)).numpy()
     if args.real_share == 1:
         syn_x = syn_y = None  # the control: nothing to mix in
     elif args.pairs == "translated":
@@ -120,7 +129,7 @@ def main() -> None:
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
-    suffix = (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "")
+    suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
@@ -128,7 +137,7 @@ def main() -> None:
     test = drive_probabilities(segmenter, args.drive, "test", progress=False)  # once, scored at both thresholds
     score = score_probabilities(test, "test", 0.5)
     chosen = choose_threshold(segmenter, args.drive, progress=False)  # on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "batch": args.batch, "steps": args.steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(float(chosen), 3),
                       "dice_chosen": round(score_probabilities(test, "test", chosen)["dice"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))

@@ -434,3 +434,53 @@ def test_pairs_of_some_sources_only_keep_the_whole_sets_holdout(prepared_maps, t
         load_pairs(str(mixed), 10, sources="eyepacs")  # every 10th of 5 by id: the first, a drive pair
     with pytest.raises(DatasetError, match="nothing to train on"):
         load_pairs(str(mixed), 2, sources="drive")  # the 1st, 3rd and 5th: every drive pair
+
+
+def _disc_photo(colour, size=200) -> np.ndarray:
+    yy, xx = np.mgrid[:size, :size]
+    inside = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size * 0.45) ** 2
+    return (inside[..., None] * np.array(colour, dtype=np.uint8)).astype(np.uint8)
+
+
+def test_generate_in_the_looks_of_given_photos(tmp_path):
+    """generate --looks-from: each photo takes the colour and contrast of one of the given photos
+    (photo_looks, as the training photos' were taken) instead of a training photo's."""
+    from retinagan.checkpoint import save_model
+    from retinagan.inference import photo_looks
+    from retinagan.models.autoencoder import VesselAutoencoder
+
+    look = photo_looks([_disc_photo((200, 100, 50))], 64)
+    assert look.shape == (1, 6) and np.allclose(look[0, :3], np.array([200, 100, 50]) / 255, atol=0.02) and (look[0, 3:] < 0.05).all()
+    torch.manual_seed(0)
+    ae = VesselAutoencoder(AutoencoderConfig(latent_dim=8, base_channels=4, image_size=64))
+    ae.decoder.head[0].bias.data.fill_(0.5)
+    p2p = Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, appearance_dim=6))
+    torch.nn.init.normal_(p2p.condition[-1].weight, std=0.5)  # untrained: make the look matter
+    save_model(tmp_path / "aae", ae.eval(), "aae")
+    save_model(tmp_path / "p2p", p2p.eval(), "pix2pix", appearance_bank=[[0.5, 0.3, 0.1, 0.2, 0.1, 0.05]] * 3)
+    photos = tmp_path / "camera"
+    photos.mkdir()
+    Image.fromarray(_disc_photo((60, 90, 200))).save(photos / "a.png")
+    Image.fromarray(_disc_photo((90, 200, 60))).save(photos / "b.jpg")
+    base = ["generate", "--checkpoint", str(tmp_path / "aae"), "--translator", str(tmp_path / "p2p"), "--n", "3"]
+    assert main(base + ["--output", str(tmp_path / "plain")]) == 0
+    assert main(base + ["--looks-from", str(photos), "--output", str(tmp_path / "cam")]) == 0
+    assert main(base + ["--looks-from", str(photos), "--output", str(tmp_path / "cam2")]) == 0
+    with open(tmp_path / "cam" / "manifest.csv") as f:
+        assert {r["translator"] for r in csv.DictReader(f)} == {"p2p+looks:camera"}
+    for k in range(3):
+        plain, cam = (np.asarray(Image.open(tmp_path / d / "fundus" / f"{k:06d}.png")) for d in ("plain", "cam"))
+        assert not np.array_equal(plain, cam)
+        assert np.array_equal(cam, np.asarray(Image.open(tmp_path / "cam2" / "fundus" / f"{k:06d}.png")))  # deterministic
+    # Bad input: a one-line message, nothing written.
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.png").write_text("not an image")
+    assert main(base + ["--looks-from", str(tmp_path / "empty"), "--output", str(tmp_path / "e1")]) == 2
+    assert main(base + ["--looks-from", str(tmp_path / "junk"), "--output", str(tmp_path / "e2")]) == 2
+    assert main(base + ["--looks-from", str(tmp_path / "nowhere"), "--output", str(tmp_path / "e3")]) == 2
+    assert main(base[:3] + ["--n", "1", "--looks-from", str(photos), "--output", str(tmp_path / "e4")]) == 2  # no translator
+    assert not any((tmp_path / e).exists() for e in ("e1", "e2", "e3", "e4"))
+    assert main(base + ["--looks-from", str(photos), "--output", str(tmp_path / "plain")]) == 2  # another export's folder
+    with pytest.raises(ValueError, match="looks must be"):
+        FundusTranslator.load(tmp_path / "p2p").use_looks(np.zeros((0, 6)))
