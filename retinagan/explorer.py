@@ -309,10 +309,8 @@ class Explorer:
         lesion detector's maps of the photo for a lesion-drawing translator, as `evaluate fundus`
         scores its own-conditions photos), painted_other_look (the same in the look of a training
         photo picked by `seed`, as generated photos get it) and lesions (spots found per type)."""
-        import torch
-
         from retinagan.lesions import detect_lesions, lesion_counts
-        from retinagan.models.pix2pix import appearance_of
+        from retinagan.models.pix2pix import looks_of
         from retinagan.pipeline import prepare_arrays
 
         translator = self.translator()
@@ -327,7 +325,7 @@ class Explorer:
             own["lesion_maps"] = found[None]
         look = None
         if translator.model.config.appearance_dim > 0:
-            look = appearance_of(torch.from_numpy(photo[None]).permute(0, 3, 1, 2), torch.from_numpy(fov[None])).numpy()
+            look = looks_of(photo[None], fov[None])
         painted = translator.translate(vessels[None], fov, look_seed=int(seed), looks=look, **own)[0]
         other = translator.translate(vessels[None], fov, look_seed=int(seed), **own)[0]
         return {"photo": (photo * fov[..., None]).astype(np.uint8), "vessels": vessels, "painted": painted, "painted_other_look": other,

@@ -222,13 +222,12 @@ def photo_looks(photos: list[np.ndarray], size: int) -> np.ndarray:
     taken as the translator's training photos' were: inside the field of view, FOV-cropped to a
     square of `size` px. A photo without a field of view raises ImageError."""
     from retinagan.data.preprocess import crop_to_square, fov_mask, resize
-    from retinagan.models.pix2pix import appearance_of
+    from retinagan.models.pix2pix import looks_of
 
     looks = []
     for rgb in photos:
         mask = fov_mask(rgb)
-        image, fov = resize(crop_to_square(rgb, mask), size), resize(crop_to_square(mask, mask), size)
-        looks.append(appearance_of(torch.from_numpy(np.array(image))[None].permute(0, 3, 1, 2), torch.from_numpy(np.array(fov))[None])[0].numpy())
+        looks.append(looks_of(resize(crop_to_square(rgb, mask), size)[None], resize(crop_to_square(mask, mask), size)[None])[0])
     return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
 
 

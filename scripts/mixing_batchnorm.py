@@ -39,7 +39,7 @@ from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generat
 from retinagan.losses import bce_dice_loss  # noqa: E402
 from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_probabilities  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
-from retinagan.models.pix2pix import appearance_of  # noqa: E402
+from retinagan.models.pix2pix import looks_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
 from retinagan.training.common import EMA, cosine_lr, seed_everything  # noqa: E402
 from retinagan.training.segmenter import random_patches  # noqa: E402
@@ -88,7 +88,7 @@ def main() -> None:
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
-        translator.looks = appearance_of(torch.from_numpy(photos).permute(0, 3, 1, 2), torch.from_numpy(fovs)).numpy()
+        translator.use_looks(looks_of(photos, fovs))
     if args.real_share == 1:
         syn_x = syn_y = None  # the control: nothing to mix in
     elif args.pairs == "translated":

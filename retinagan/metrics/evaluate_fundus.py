@@ -204,10 +204,10 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
         # ... and also each in its own real photo's look (per-channel mean and spread inside the
         # FOV, the translator's appearance input, as in training), instead of a training photo's
         # picked by seed, which may be another camera's than the one that took the tree's photo.
-        from retinagan.models.pix2pix import appearance_of
+        from retinagan.models.pix2pix import looks_of
 
-        own_looks = appearance_of(torch.from_numpy(prepared.images[~half_a]).permute(0, 3, 1, 2), torch.from_numpy(prepared.fov[~half_a])).numpy()
-        made_look = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b, looks=own_looks, **own)
+        made_look = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b,
+                                         looks=looks_of(prepared.images[~half_a], prepared.fov[~half_a]), **own)
         feats_look = inception_features(net, made_look, desc="real maps, own conditions and look")
         result["fid_from_real_maps_own_look"] = fid(feats_look, feats_a)
         result["kid_from_real_maps_own_look"], result["kid_from_real_maps_own_look_std"] = kid(feats_look, feats_a)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -179,6 +180,11 @@ def appearance_of(photos: torch.Tensor, fov: torch.Tensor) -> torch.Tensor:
     mean = (x * w).sum(dim=(2, 3)) / count
     var = (((x - mean[..., None, None]) ** 2) * w).sum(dim=(2, 3)) / count
     return torch.cat([mean, var.sqrt()], dim=1)
+
+
+def looks_of(photos: np.ndarray, fovs: np.ndarray) -> np.ndarray:
+    """appearance_of for arrays: (N, S, S, 3) uint8 photos and (N, S, S) FOV masks -> (N, 6) float32."""
+    return appearance_of(torch.from_numpy(np.array(photos)).permute(0, 3, 1, 2), torch.from_numpy(np.array(fovs, dtype=bool))).numpy()
 
 
 class PatchDiscriminator(nn.Module):
