@@ -37,7 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from retinagan.checkpoint import save_model  # noqa: E402
 from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
 from retinagan.losses import bce_dice_loss  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_probabilities  # noqa: E402
+from retinagan.metrics.evaluate_segmenter import score_test  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
 from retinagan.models.pix2pix import looks_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
@@ -133,13 +133,10 @@ def main() -> None:
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
-    segmenter = Segmenter.load(folder)
-    test = drive_probabilities(segmenter, args.drive, "test", progress=False)  # once, scored at both thresholds
-    score = score_probabilities(test, "test", 0.5)
-    chosen = choose_threshold(segmenter, args.drive, progress=False)  # on DRIVE training, never on test
+    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
     print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "batch": args.batch, "steps": args.steps,
-                      "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(float(chosen), 3),
-                      "dice_chosen": round(score_probabilities(test, "test", chosen)["dice"], 4),
+                      "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
+                      "dice_chosen": round(score["dice_chosen"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))
 
 

@@ -48,3 +48,15 @@ def choose_threshold(segmenter, root, progress: bool = True) -> float:
     scores = np.concatenate([prob[mask] for prob, _, mask in results])
     truth = np.concatenate([manual[mask] for _, manual, mask in results])
     return best_threshold(scores, truth)
+
+
+def score_test(segmenter, root, chosen_threshold: bool = False) -> dict:
+    """Dice and AUC on DRIVE test at threshold 0.5, inferred once; with chosen_threshold, also
+    "threshold_chosen" (choose_threshold, on DRIVE training) and "dice_chosen" (Dice on test at it)."""
+    test = drive_probabilities(segmenter, root, "test", progress=False)
+    score = score_probabilities(test, "test", 0.5)
+    out = {"dice": score["dice"], "auc": score["auc"]}
+    if chosen_threshold:
+        threshold = choose_threshold(segmenter, root, progress=False)
+        out.update(threshold_chosen=float(threshold), dice_chosen=score_probabilities(test, "test", threshold)["dice"])
+    return out

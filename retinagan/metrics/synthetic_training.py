@@ -91,21 +91,14 @@ def fit_and_score(images: torch.Tensor, labels: torch.Tensor, described: str, ou
     output, scored on DRIVE test -> {"dice", "auc", "checkpoint"} (+ "threshold_chosen",
     "dice_chosen": Dice at the threshold that maximises Dice on DRIVE training)."""
     from retinagan.inference import Segmenter
-    from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_probabilities
+    from retinagan.metrics.evaluate_segmenter import score_test
     from retinagan.training.segmenter import SegmenterTrainConfig, fit_segmenter
 
     cfg = SegmenterTrainConfig(output=str(output), steps=steps, batch_size=batch_size, patch=patch, seed=seed, device="cpu",
                                log_every=max(1, min(50, steps)), init=init)
     cfg.model.fov_width = images.shape[-1]  # prepared and generated photos: the FOV spans the image
     folder = fit_segmenter(cfg, images, labels, described, progress=False)
-    segmenter = Segmenter.load(folder)
-    test = drive_probabilities(segmenter, drive_root, "test", progress=False)  # inferred once, scored at each threshold
-    score = score_probabilities(test, "test", 0.5)
-    out = {"dice": score["dice"], "auc": score["auc"], "checkpoint": str(folder)}
-    if chosen_threshold:
-        threshold = choose_threshold(segmenter, drive_root, progress=False)  # on DRIVE training, never on test
-        out.update(threshold_chosen=float(threshold), dice_chosen=score_probabilities(test, "test", threshold)["dice"])
-    return out
+    return {**score_test(Segmenter.load(folder), drive_root, chosen_threshold), "checkpoint": str(folder)}
 
 
 def train_on_synthetic(generator, translator, drive_root: str | Path, n: int = 100, seeds: tuple[int, ...] = (0, 1),
