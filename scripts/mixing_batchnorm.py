@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement] [--edge-band outer|both]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -12,7 +12,15 @@ MODE: shared  every batch holds real and synthetic patches (real-share of them) 
 segmenter ends on the real photos. --drive-looks: the other pairs' photos take the looks
 (per-channel mean and spread inside the FOV, the translator's appearance input) of DRIVE's 20
 training photos instead of the translator's training photos': the target camera's colours
-without fine-tuning the translator.
+without fine-tuning the translator. --added N: every batch is --batch real patches (as the control's)
+plus N other patches through their own BatchNorm, the loss the real patches' plus W times theirs:
+the other pairs added to the real training, not replacing part of it. --agreement: the other
+pairs' labels count only where the shipped segmenter (trained on DRIVE training) does not
+confidently contradict them on their photo (probability and label more than 0.5 apart): pixels
+the translator did not paint as labelled, or painted as vessel unlabelled, are left out of the loss.
+--edge-band outer: the other pairs' labels do not count on the 1-px ring just outside their
+vessels (both: nor on the ring just inside), so where a vessel's edge lies is learnt from the
+real pairs' hand-drawn maps alone (mixed segmenters under-call: their edges sit inside DRIVE's).
 The other pairs: `synthetic`, those of `evaluate synthetic --fine-vessels` (200 samples of
 checkpoints/aae-lsgan-128 with procedural fine vessels, translated by --translator, default checkpoints/pix2pix-grade);
 `translated`, those of its `translated` condition (the translator's photos of the 20 DRIVE
@@ -29,7 +37,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,6 +68,16 @@ class DomainBatchNorm(nn.Module):
         return self.norms[DomainBatchNorm.domain](x)
 
 
+def other_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """bce_dice_loss, or with a second label channel (--agreement) only over the pixels it keeps."""
+    if labels.shape[1] == 1:
+        return bce_dice_loss(logits, labels)
+    target, keep = labels[:, :1], labels[:, 1:]
+    bce = (F.binary_cross_entropy_with_logits(logits, target, reduction="none") * keep).sum() / keep.sum().clamp(min=1)
+    prob = torch.sigmoid(logits) * keep
+    return bce + 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + (target * keep).sum() + 1)
+
+
 def replace_norms(module: nn.Module, make) -> None:
     for name, child in module.named_children():
         if isinstance(child, (nn.BatchNorm2d, DomainBatchNorm)):
@@ -79,7 +99,15 @@ def main() -> None:
     parser.add_argument("--output", default="runs/mixing-batchnorm")
     parser.add_argument("--translator", default="checkpoints/pix2pix-grade", help="the pix2pix checkpoint that paints the other pairs")
     parser.add_argument("--drive-looks", action="store_true", help="paint the other pairs in the looks of DRIVE's training photos")
+    parser.add_argument("--added", type=int, default=0, help="other patches on top of --batch real ones (mode domain)")
+    parser.add_argument("--added-weight", type=float, default=0.25, help="their loss's weight beside the real patches' (--added)")
+    parser.add_argument("--agreement", action="store_true", help="leave out other-pair label pixels the shipped segmenter confidently contradicts")
+    parser.add_argument("--edge-band", choices=("outer", "both"), help="leave out the other pairs' label pixels on the ring around each vessel's edge")
     args = parser.parse_args()
+    if args.added and (args.mode != "domain" or args.real_share != parser.get_default("real_share")):
+        parser.error("--added needs mode domain and takes the place of --real-share")
+    if (args.agreement or args.edge_band) and args.mode != "domain":
+        parser.error("--agreement needs mode domain (the other pairs' loss of their own)")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
@@ -89,12 +117,28 @@ def main() -> None:
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
         translator.use_looks(looks_of(photos, fovs))
-    if args.real_share == 1:
+    if args.real_share == 1 and not args.added:
         syn_x = syn_y = None  # the control: nothing to mix in
-    elif args.pairs == "translated":
-        syn_x, syn_y = segmenter_tensors(*translated_pairs(translator, fovs, maps, looks=10))
     else:
-        syn_x, syn_y = segmenter_tensors(*synthetic_pairs(load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True), translator, 200))
+        if args.pairs == "translated":
+            other = translated_pairs(translator, fovs, maps, looks=10)
+        else:
+            other = synthetic_pairs(load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True), translator, 200)
+        syn_x, syn_y = segmenter_tensors(*other)
+        keep = torch.ones_like(syn_y)  # a second label channel: 1 where the label counts
+        if args.edge_band:
+            ring = F.max_pool2d(syn_y, 3, 1, 1) - syn_y
+            if args.edge_band == "both":
+                ring = ring + syn_y + F.max_pool2d(-syn_y, 3, 1, 1)  # + the vessel pixels the erosion removes
+            keep = keep * (1 - ring)
+        if args.agreement:
+            judge = Segmenter.load("checkpoints/segmenter")
+            prob = np.stack([judge.probability(photo, fov) for photo, fov in zip(other[0], other[1])])
+            keep = keep * torch.from_numpy(np.abs(prob - syn_y[:, 0].numpy()) <= 0.5).float()[:, None]
+        if args.agreement or args.edge_band:
+            print(json.dumps({"label_pixels_kept": round(float(keep.mean()), 4),
+                              "vessel_pixels_kept": round(float((keep * syn_y).sum() / syn_y.sum()), 4)}), flush=True)
+            syn_y = torch.cat([syn_y, keep], 1)
     seed_everything(args.seed)
     model = VesselSegmenter(SegmenterConfig(fov_width=256))
     if args.mode == "domain":
@@ -102,7 +146,9 @@ def main() -> None:
     ema = EMA(model, 0.995)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4, foreach=True)
     draws = torch.Generator().manual_seed(args.seed)
-    n_real = round(args.batch * args.real_share)
+    n_real = args.batch if args.added else round(args.batch * args.real_share)
+    n_other, other_weight = (args.added, args.added_weight) if args.added else (args.batch - n_real, 1 - args.real_share)
+    real_weight = 1.0 if args.added else args.real_share
     start = time.time()
     model.train()
     for step in range(args.steps):
@@ -110,17 +156,17 @@ def main() -> None:
             group["lr"] = cosine_lr(step, args.steps, 3e-3)
         tail = step >= args.steps - args.real_tail
         xr, yr = random_patches(real_x, real_y, args.batch if tail else n_real, 64, draws)
-        if n_real == args.batch or tail:  # --real-share 1: the real-only control, the same code path
+        if n_other == 0 or tail:  # --real-share 1: the real-only control, the same code path
             DomainBatchNorm.domain = 0  # the real pairs' BatchNorm (mode domain)
             loss = bce_dice_loss(model(xr), yr)
         elif args.mode == "domain":
-            xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
+            xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
             DomainBatchNorm.domain = 0
-            loss = args.real_share * bce_dice_loss(model(xr), yr)
+            loss = real_weight * bce_dice_loss(model(xr), yr)
             DomainBatchNorm.domain = 1
-            loss = loss + (1 - args.real_share) * bce_dice_loss(model(xs), ys)
+            loss = loss + other_weight * other_loss(model(xs), ys)
         else:
-            xs, ys = random_patches(syn_x, syn_y, args.batch - n_real, 64, draws)
+            xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -129,12 +175,14 @@ def main() -> None:
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
-    suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "")
+    suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
+        + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") \
+        + (f"-edge{args.edge_band}" if args.edge_band else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "batch": args.batch, "steps": args.steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "edge_band": args.edge_band, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))
