@@ -485,17 +485,20 @@ def _render(base: dict, lesions: list) -> np.ndarray:
 
 
 # --- Export -----------------------------------------------------------------------------------
-def export(model, n, seed, grades, fine_vessels=False, progress=gr.Progress()):
+def export(model, n, seed, grades, fine_vessels=False, look_files=None, progress=gr.Progress()):
+    """Export callback: (zip, message). Bad input -> message; the zip shown before stays."""
     try:
         if not model:
-            return None, _no_models()
+            return gr.skip(), _no_models()
         chosen = [_grade(g) for g in grades] if grades else None
+        looks = [f if isinstance(f, str) else f.name for f in look_files or []]
         path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
-                                     fine_vessels=bool(fine_vessels))
+                                     fine_vessels=bool(fine_vessels), look_photos=looks)
     except (RetinaganError, ValueError) as exc:
-        return None, _error(exc)
+        return gr.skip(), _error(exc)
     source = f"{model} with procedural fine vessels" if fine_vessels else model
-    return str(path), f"{int(n)} pairs from {source}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
+    looked = f", in the looks of {len(looks)} uploaded photo{'s' if len(looks) > 1 else ''}" if looks else ""
+    return str(path), f"{int(n)} pairs from {source}{looked}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
 
 
 # --- Segment (kept from the first release) --------------------------------------------------------
@@ -672,11 +675,18 @@ def build_ui() -> gr.Blocks:
                 e_n = gr.Number(value=16, precision=0, label="Pairs", elem_id="export-n")
                 e_seed = gr.Number(value=0, precision=0, label="First seed")
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
-            e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
+            with gr.Row():
+                e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
+                e_looks = gr.File(label="Looks from your camera's photos (optional)", file_count="multiple", file_types=["image"],
+                                  type="filepath", elem_id="export-looks")
+            gr.Markdown("With photos given, each synthetic photo takes the colour and contrast of one of them (picked by its "
+                        "seed) instead of one of the translator's training photos': data for the camera they came from. "
+                        "On DRIVE, segmenters trained on photos in DRIVE's looks did as well as on a translator "
+                        "fine-tuned to DRIVE (*Train on synthetic* in the README).")
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
             e_message = gr.Markdown(elem_id="export-message")
-            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine], [e_file, e_message], api_name="export")
+            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine, e_looks], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
             with gr.Row():

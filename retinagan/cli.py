@@ -376,9 +376,8 @@ def cmd_export(args) -> int:
 
 def _looks_from(path: Path, size: int):
     """--looks-from: the looks of a photo, or of every photo in a folder (sorted by name)."""
-    from retinagan.data.imageio import read_rgb
     from retinagan.data.readers import IMAGE_SUFFIXES
-    from retinagan.inference import photo_looks
+    from retinagan.inference import looks_from_files
 
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
@@ -388,13 +387,10 @@ def _looks_from(path: Path, size: int):
         files = [path]
     else:
         raise RetinaganError(f"--looks-from {path}: no such file or folder")
-    looks = []
-    for file in files:
-        try:
-            looks.append(photo_looks([read_rgb(file, name=file.name)], size)[0])
-        except RetinaganError as exc:
-            raise RetinaganError(f"--looks-from: {exc}" if file.name in str(exc) else f"--looks-from {file}: {exc}") from None
-    return looks
+    try:
+        return looks_from_files(files, size)
+    except RetinaganError as exc:
+        raise RetinaganError(f"--looks-from {path}: {exc}") from None
 
 
 def cmd_generate(args) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import copy
 import functools
 import hashlib
 import io
@@ -374,26 +375,39 @@ class Explorer:
         return codes, self.decode(name, codes)
 
     # --- export -------------------------------------------------------------------------------
-    def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False) -> Path:
+    def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False,
+                   look_photos: list | None = None) -> Path:
         """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
-        The pairs are those `python -m retinagan generate [--fine-vessels]` makes (retinagan.export)."""
+        The pairs are those `python -m retinagan generate [--fine-vessels] [--looks-from]` makes
+        (retinagan.export); look_photos: image files whose looks (colour, contrast) the photos
+        take, each sample one picked by its seed, instead of the translator's training photos'."""
         from retinagan.export import export_samples
-        from retinagan.inference import FINE_SUFFIX, fov_disc
+        from retinagan.inference import FINE_SUFFIX, fov_disc, looks_from_files
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
         translator = self.translator(name)
+        label = self.translator_label(name) if translator is not None else ""
+        if look_photos:
+            if translator is None:
+                raise RetinaganError("photos for the looks need a translator; none is installed")
+            if translator.model.config.appearance_dim == 0:
+                raise RetinaganError(f"{label} was trained without looks: it cannot take them from photos")
+            translator = copy.copy(translator)  # the loaded one keeps its own looks for the other tabs
+            translator.use_looks(looks_from_files(look_photos, translator.size))
+            label += f"+looks:{len(look_photos)} photo{'s' if len(look_photos) > 1 else ''}"
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
         export_samples(
             self.generator(name, fine_vessels), name + (FINE_SUFFIX if fine_vessels else ""), seed, n, folder, translator=translator,
-            translator_name=self.translator_label(name) if translator is not None else "", grades=grades or None,
+            translator_name=label, grades=grades or None,
             fov=fov_disc(translator.size) if translator is not None else None, progress=progress,
         )
         target = folder.with_suffix(".zip")
+        top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else ''}{'-looks' if look_photos else ''}-seed{seed}"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():
-                    archive.write(path, f"retinagan-{name}{'-fine-vessels' if fine_vessels else ''}-seed{seed}/{path.relative_to(folder)}")
+                    archive.write(path, f"{top}/{path.relative_to(folder)}")
         return target
 
     def model_table(self) -> list[dict]:

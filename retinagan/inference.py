@@ -231,6 +231,21 @@ def photo_looks(photos: list[np.ndarray], size: int) -> np.ndarray:
     return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
 
 
+def looks_from_files(files: list, size: int) -> np.ndarray:
+    """photo_looks of image files, read one at a time so a bad one is named: (K, 6), or
+    RetinaganError "NAME: why" for the first file that is not a readable fundus photo."""
+    from retinagan.data.imageio import read_rgb
+    from retinagan.errors import RetinaganError
+
+    looks = []
+    for file in map(Path, files):
+        try:
+            looks.append(photo_looks([read_rgb(file, name=file.name)], size)[0])
+        except RetinaganError as exc:
+            raise RetinaganError(str(exc) if file.name in str(exc) else f"{file.name}: {exc}") from None
+    return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
+
+
 class FundusTranslator:
     """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
 

@@ -201,7 +201,7 @@ def test_placing_a_lesion(page):
     assert page.errors == []
 
 
-def test_compare_export_and_segment_tabs(page):
+def test_compare_export_and_segment_tabs(page, tmp_path):
     page.get_by_role("tab", name="Compare").click()
     page.get_by_role("button", name="Compare models").click()
     page.wait_for_selector("#compare-grid img", timeout=120000)
@@ -216,6 +216,16 @@ def test_compare_export_and_segment_tabs(page):
     page.get_by_role("button", name="Export zip").click()
     # the finished message, not the progress text ("2/2 pairs") shown in its place meanwhile
     page.wait_for_function("() => /^\\s*2 pairs from /.test(document.querySelector('#export-message').innerText)", timeout=120000)
+    idle(page)
+    # the same export in the look of an uploaded photo (skimage's retina, saved as a file)
+    from skimage import data
+
+    Image.fromarray(data.retina()).save(tmp_path / "camera.png")
+    page.locator("#export-looks input[type=file]").set_input_files(str(tmp_path / "camera.png"))
+    page.wait_for_selector("#export-looks :text('camera.png')", timeout=30000)
+    idle(page)
+    page.get_by_role("button", name="Export zip").click()
+    page.wait_for_function("() => /in the looks of 1 uploaded photo/.test(document.querySelector('#export-message').innerText)", timeout=120000)
     idle(page)
     shot(page, "tab-export")
     page.get_by_role("tab", name="Segment vessels").click()

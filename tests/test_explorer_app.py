@@ -238,7 +238,39 @@ def test_export_zip_with_manifest(ui):
         rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
     assert [r["seed"] for r in rows] == ["10", "11", "12"] and [r["grade"] for r in rows] == ["1", "3", "1"]
     assert sum(n.endswith(".png") for n in names) == 6 and "3 pairs" in message
-    assert ui.export("aae-lsgan-128", 0, 0, [], progress=lambda *a, **k: None)[0] is None
+    kept, message = ui.export("aae-lsgan-128", 0, 0, [], progress=lambda *a, **k: None)
+    assert not isinstance(kept, str) and "1-10000" in message  # no new zip; the one shown stays (gr.skip)
+
+
+def test_export_in_the_looks_of_uploaded_photos(ui, tmp_path):
+    """Export with photos for the looks: the synthetic photos take their colours (seeded, so the
+    same upload gives the same zip), the manifest says so; a bad upload is named, nothing made."""
+    yy, xx = np.mgrid[:200, :200]
+    disc = ((yy - 100) ** 2 + (xx - 100) ** 2 < 85**2)[..., None]
+    files = []
+    for k, colour in enumerate(((40, 160, 220), (220, 200, 40))):
+        files.append(str(tmp_path / f"camera{k}.png"))
+        Image.fromarray((disc * np.array(colour) + disc * np.random.default_rng(k).integers(0, 30, (200, 200, 3))).astype(np.uint8)).save(files[-1])
+
+    def photos_of(path):
+        with zipfile.ZipFile(path) as archive:
+            names = sorted(n for n in archive.namelist() if "/fundus/" in n)
+            manifest = [n for n in archive.namelist() if n.endswith("manifest.csv")][0]
+            rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
+            return [np.asarray(Image.open(archive.open(n))) for n in names], rows, names
+
+    quiet = dict(progress=lambda *a, **k: None)
+    plain, plain_rows, _ = photos_of(ui.export("aae-lsgan-128", 2, 0, [], False, None, **quiet)[0])
+    path, message = ui.export("aae-lsgan-128", 2, 0, [], False, files, **quiet)
+    looked, rows, names = photos_of(path)
+    assert "in the looks of 2 uploaded photos" in message and names[0].startswith("retinagan-aae-lsgan-128-looks-seed0/")
+    assert {r["translator"] for r in rows} == {plain_rows[0]["translator"] + "+looks:2 photos"}
+    assert all(not np.array_equal(a, b) for a, b in zip(plain, looked))
+    assert all(np.array_equal(a, b) for a, b in zip(looked, photos_of(ui.export("aae-lsgan-128", 2, 0, [], False, files, **quiet)[0])[0]))
+    assert all(np.array_equal(a, b) for a, b in zip(plain, photos_of(ui.export("aae-lsgan-128", 2, 0, [], False, [], **quiet)[0])[0]))  # the other tabs' looks untouched
+    (tmp_path / "notes.png").write_text("not an image")
+    kept, message = ui.export("aae-lsgan-128", 2, 0, [], False, [files[0], str(tmp_path / "notes.png")], **quiet)
+    assert not isinstance(kept, str) and "notes.png" in message
 
 
 def test_slerp_keeps_the_ends_and_the_radius():
