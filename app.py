@@ -491,7 +491,7 @@ def export(model, n, seed, grades, fine_vessels=False, look_files=None, progress
         if not model:
             return gr.skip(), _no_models()
         chosen = [_grade(g) for g in grades] if grades else None
-        looks = [f if isinstance(f, str) else f.name for f in look_files or []]
+        looks = list(look_files or [])  # file paths (type="filepath")
         path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
                                      fine_vessels=bool(fine_vessels), look_photos=looks)
     except (RetinaganError, ValueError) as exc:
