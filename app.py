@@ -485,7 +485,7 @@ def _render(base: dict, lesions: list) -> np.ndarray:
 
 
 # --- Export -----------------------------------------------------------------------------------
-def export(model, n, seed, grades, fine_vessels=False, look_files=None, progress=gr.Progress()):
+def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_height=1.0, progress=gr.Progress()):
     """Export callback: (zip, message). Bad input -> message; the zip shown before stays."""
     try:
         if not model:
@@ -493,7 +493,7 @@ def export(model, n, seed, grades, fine_vessels=False, look_files=None, progress
         chosen = [_grade(g) for g in grades] if grades else None
         looks = list(look_files or [])  # file paths (type="filepath")
         path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
-                                     fine_vessels=bool(fine_vessels), look_photos=looks)
+                                     fine_vessels=bool(fine_vessels), look_photos=looks, fov_height=float(fov_height))
     except (RetinaganError, ValueError) as exc:
         return gr.skip(), _error(exc)
     source = f"{model} with procedural fine vessels" if fine_vessels else model
@@ -676,7 +676,9 @@ def build_ui() -> gr.Blocks:
                 e_seed = gr.Number(value=0, precision=0, label="First seed")
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
             with gr.Row():
-                e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
+                with gr.Column():
+                    e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
+                    e_fov = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
                 e_looks = gr.File(label="Looks from your camera's photos (optional)", file_count="multiple", file_types=["image"],
                                   type="filepath", elem_id="export-looks")
             gr.Markdown("With photos given, each synthetic photo takes the colour and contrast of one of them (picked by its "
@@ -686,7 +688,7 @@ def build_ui() -> gr.Blocks:
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
             e_message = gr.Markdown(elem_id="export-message")
-            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine, e_looks], [e_file, e_message], api_name="export")
+            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine, e_looks, e_fov], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
             with gr.Row():

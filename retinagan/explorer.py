@@ -376,16 +376,19 @@ class Explorer:
 
     # --- export -------------------------------------------------------------------------------
     def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False,
-                   look_photos: list | None = None) -> Path:
+                   look_photos: list | None = None, fov_height: float = 1.0) -> Path:
         """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
         The pairs are those `python -m retinagan generate [--fine-vessels] [--looks-from]` makes
         (retinagan.export); look_photos: image files whose looks (colour, contrast) the photos
-        take, each sample one picked by its seed, instead of the translator's training photos'."""
+        take, each sample one picked by its seed, instead of the translator's training photos';
+        fov_height: the field of view cut at top and bottom to this share of its height (--fov-height)."""
         from retinagan.export import export_samples
         from retinagan.inference import FINE_SUFFIX, fov_disc, looks_from_files
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
+        if not 0.5 <= fov_height <= 1:
+            raise RetinaganError("field of view height must be within 0.5-1")
         translator = self.translator(name)
         label = self.translator_label(name) if translator is not None else ""
         if look_photos:
@@ -400,7 +403,7 @@ class Explorer:
         export_samples(
             self.generator(name, fine_vessels), name + (FINE_SUFFIX if fine_vessels else ""), seed, n, folder, translator=translator,
             translator_name=label, grades=grades or None,
-            fov=fov_disc(translator.size) if translator is not None else None, progress=progress,
+            fov=fov_disc(translator.size, fov_height) if translator is not None else None, progress=progress,
         )
         target = folder.with_suffix(".zip")
         top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else ''}{'-looks' if look_photos else ''}-seed{seed}"

@@ -273,6 +273,18 @@ def test_export_in_the_looks_of_uploaded_photos(ui, tmp_path):
     assert not isinstance(kept, str) and "notes.png" in message
 
 
+def test_export_with_a_cut_field_of_view(ui):
+    """Export's FOV height: the photos are black above and below the cut, as generate --fov-height makes them."""
+    quiet = dict(progress=lambda *a, **k: None)
+    path, _ = ui.export("aae-lsgan-128", 1, 0, [], False, None, 0.75, **quiet)
+    with zipfile.ZipFile(path) as archive:
+        photo = np.asarray(Image.open(archive.open([n for n in archive.namelist() if "/fundus/" in n][0])))
+    rows = photo.max(axis=(1, 2)) > 0
+    assert rows.mean() == pytest.approx(0.75, abs=0.05) and not rows[:5].any() and not rows[-5:].any()
+    kept, message = ui.export("aae-lsgan-128", 1, 0, [], False, None, 0.3, **quiet)
+    assert not isinstance(kept, str) and "0.5-1" in message
+
+
 def test_slerp_keeps_the_ends_and_the_radius():
     a, b = np.array([1.0, 0.0]), np.array([0.0, 2.0])
     assert np.allclose(slerp(a, b, 0), a) and np.allclose(slerp(a, b, 1), b)
