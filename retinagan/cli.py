@@ -374,23 +374,18 @@ def cmd_export(args) -> int:
     return 0
 
 
-def _looks_from(path: Path, size: int):
-    """--looks-from: the looks of a photo, or of every photo in a folder (sorted by name)."""
+def _look_files(path: Path) -> list[Path]:
+    """--looks-from: a photo, or every photo in a folder (sorted by name)."""
     from retinagan.data.readers import IMAGE_SUFFIXES
-    from retinagan.inference import looks_from_files
 
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
         if not files:
             raise RetinaganError(f"--looks-from {path}: no image files in it")
-    elif path.is_file():
-        files = [path]
-    else:
-        raise RetinaganError(f"--looks-from {path}: no such file or folder")
-    try:
-        return looks_from_files(files, size)
-    except RetinaganError as exc:
-        raise RetinaganError(f"--looks-from {path}: {exc}") from None
+        return files
+    if path.is_file():
+        return [path]
+    raise RetinaganError(f"--looks-from {path}: no such file or folder")
 
 
 def cmd_generate(args) -> int:
@@ -426,9 +421,11 @@ def cmd_generate(args) -> int:
     if args.looks_from:
         if translator is None:
             raise RetinaganError("--looks-from needs --translator")
-        if translator.model.config.appearance_dim == 0:
-            raise RetinaganError(f"--looks-from: {args.translator} was trained without looks")
-        translator.use_looks(_looks_from(Path(args.looks_from), translator.size))
+        files = _look_files(Path(args.looks_from))
+        try:
+            translator = translator.with_looks_from(files)
+        except RetinaganError as exc:
+            raise RetinaganError(f"--looks-from {args.looks_from}: {exc}") from None
         translator_name += f"+looks:{Path(args.looks_from).name}"  # in the manifest: these photos are not in the translator's looks
     fov = fov_disc(translator.size, args.fov_height) if translator is not None else None
     written = export_samples(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import contextvars
-import copy
 import functools
 import hashlib
 import io
@@ -383,7 +382,7 @@ class Explorer:
         take, each sample one picked by its seed, instead of the translator's training photos';
         fov_height: the field of view cut at top and bottom to this share of its height (--fov-height)."""
         from retinagan.export import export_samples
-        from retinagan.inference import FINE_SUFFIX, fov_disc, looks_from_files
+        from retinagan.inference import FINE_SUFFIX, fov_disc
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
@@ -394,10 +393,7 @@ class Explorer:
         if look_photos:
             if translator is None:
                 raise RetinaganError("photos for the looks need a translator; none is installed")
-            if translator.model.config.appearance_dim == 0:
-                raise RetinaganError(f"{label} was trained without looks: it cannot take them from photos")
-            translator = copy.copy(translator)  # the loaded one keeps its own looks for the other tabs
-            translator.use_looks(looks_from_files(look_photos, translator.size))
+            translator = translator.with_looks_from(look_photos)  # a copy: the loaded one keeps its looks for the other tabs
             label += f"+looks:{len(look_photos)} photo{'s' if len(look_photos) > 1 else ''}"
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
         export_samples(

@@ -1,6 +1,7 @@
 """The one facade the CLI and the app call: load models once, run them on numpy images."""
 from __future__ import annotations
 
+import copy
 import functools
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 from scipy import ndimage
 
 from retinagan.checkpoint import load_model
+from retinagan.errors import RetinaganError
 from retinagan.data.preprocess import fov_box, fov_disc, fov_mask, resize, segmenter_input
 from retinagan.fine_vessels import FineVesselConfig, add_fine_vessels
 from retinagan.lesions import Lesion, compose_for_grade, edited_region, paint
@@ -235,7 +237,6 @@ def looks_from_files(files: list, size: int) -> np.ndarray:
     """photo_looks of image files, read one at a time so a bad one is named: (K, 6), or
     RetinaganError "NAME: why" for the first file that is not a readable fundus photo."""
     from retinagan.data.imageio import read_rgb
-    from retinagan.errors import RetinaganError
 
     looks = []
     for file in map(Path, files):
@@ -277,6 +278,16 @@ class FundusTranslator:
         if looks.ndim != 2 or len(looks) == 0 or looks.shape[1] != self.model.config.appearance_dim:
             raise ValueError(f"looks must be (K >= 1, {self.model.config.appearance_dim}), got {looks.shape}")
         self.looks = looks
+
+    def with_looks_from(self, files: list) -> "FundusTranslator":
+        """A copy whose look_seed picks among these photos' looks (looks_from_files) instead of
+        the training photos'; this one keeps its own. RetinaganError when the translator takes no
+        look, or for the first file that is not a readable fundus photo."""
+        if self.model.config.appearance_dim == 0:
+            raise RetinaganError("this translator was trained without looks: it cannot take them from photos")
+        painter = copy.copy(self)  # the model is shared, not copied
+        painter.use_looks(looks_from_files(files, self.size))
+        return painter
 
     @classmethod
     def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":
