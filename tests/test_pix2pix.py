@@ -13,7 +13,7 @@ from retinagan.cli import main
 from retinagan.inference import FundusTranslator, degrid, fov_disc, nyquist_notch
 from retinagan.metrics.evaluate_fundus import nyquist_share
 from retinagan.models.autoencoder import AutoencoderConfig
-from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.models.pix2pix import LUMA, DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 from retinagan.training.common import diff_augment, parse_disc_augment
 from retinagan.training.pix2pix import Pix2PixTrainConfig, load_pairs, train_pix2pix
@@ -341,6 +341,41 @@ def test_training_with_a_multiscale_discriminator(prepared_maps, tmp_path):
     assert load_model(folder)[1]["train_config"]["disc_scales"] == 2
     state = load_file(str(tmp_path / "ms" / "state-00000010" / "state.safetensors"))
     assert any(k.startswith("module/disc/coarse.0.") for k in state)  # the second scale is trained and kept for a resume
+
+
+def test_detail_discriminator_judges_only_the_luma_detail():
+    """It sees the photo's luma minus its blur: a colour cast, a brightness shift or a change of
+    chroma alone leaves its logits as they were; grain moves them; so does the condition map."""
+    torch.manual_seed(0)
+    disc = DetailDiscriminator(condition_channels=1, base_channels=8, sigma=4.0).eval()
+    condition, photo = (torch.rand(2, 1, 128, 128) > 0.9).float(), torch.rand(2, 3, 128, 128) * 1.6 - 0.8
+    logits = disc(condition, photo)
+    assert logits.shape == (2, 1, 16, 16)
+    cast = torch.tensor([0.1, -0.05, 0.2]).view(1, 3, 1, 1)
+    chroma = torch.zeros(2, 3, 128, 128)
+    chroma[:, 0] = 0.2 * torch.randn(2, 128, 128)  # red up and green down where luma stays
+    chroma[:, 1] = -chroma[:, 0] * LUMA[0] / LUMA[1]
+    for same in (photo + cast, photo + chroma):
+        assert torch.allclose(disc(condition, same), logits, atol=1e-4)
+    assert (disc(condition, photo + 0.1 * torch.randn(2, 1, 128, 128)) - logits).abs().max() > 1e-3
+    assert (disc(1 - condition, photo) - logits).abs().max() > 1e-3
+
+
+def test_training_with_a_detail_discriminator_resumes_exactly(prepared_maps, tmp_path):
+    straight = train_pix2pix(short_config(prepared_maps, tmp_path / "a", steps=20, detail_disc_weight=1.0))
+    train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20, detail_disc_weight=1.0))
+    shutil.rmtree(tmp_path / "b" / "checkpoint")
+    resumed = train_pix2pix(short_config(prepared_maps, tmp_path / "b", steps=20, detail_disc_weight=1.0))
+    assert (resumed / "model.safetensors").read_bytes() == (straight / "model.safetensors").read_bytes()
+    state = load_file(str(tmp_path / "a" / "state-00000010" / "state.safetensors"))
+    assert any(k.startswith("module/detail_disc/") for k in state)  # trained and kept for a resume
+    rows = [json.loads(line) for line in (tmp_path / "a" / "stats.jsonl").read_text().splitlines()]
+    assert all(0 < r["d_detail"] < 5 and "fool_detail" in r for r in rows if "d" in r)
+    plain = train_pix2pix(short_config(prepared_maps, tmp_path / "c", steps=20))
+    assert (plain / "model.safetensors").read_bytes() != (straight / "model.safetensors").read_bytes()
+    assert load_model(straight)[1]["train_config"]["detail_disc_weight"] == 1.0
+    with pytest.raises(ValueError, match="detail_disc_weight"):
+        train_pix2pix(short_config(prepared_maps, tmp_path / "d", steps=2, detail_disc_weight=-1.0))
 
 
 def test_diff_augment_moves_map_and_photo_together_and_passes_gradients():

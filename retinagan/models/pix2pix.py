@@ -14,7 +14,10 @@ from 128-px features, so nothing else convolves at 256 px, where the finest grai
 
 Discriminator: PatchGAN on the (vessel map [+ lesion maps], photo) pair -> a 16x16 map of
 real/fake logits for 256x256 inputs; with grades, a projection of the grade onto its features
-(cGAN projection) and an auxiliary grade classifier head (AC-GAN).
+(cGAN projection) and an auxiliary grade classifier head (AC-GAN). Optional detail
+discriminator: a shallow PatchGAN (38-px patches) on the condition maps and the photo's luma
+detail only (the photo minus its Gaussian blur), so the fine grain, specks and vessel edges are
+judged where they lie, apart from colour and layout.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from retinagan.losses import gaussian_blur
 from retinagan.models.registry import register_model
 
 
@@ -236,3 +240,35 @@ class PatchDiscriminator(nn.Module):
         if classify:
             return logits, (self.classifier(self.classifier_trunk(pair).mean(dim=(2, 3))) if self.grades > 0 else None)
         return logits
+
+
+LUMA = (0.299, 0.587, 0.114)
+
+
+def luma_detail(photo: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(B, 3, S, S) photo -> (B, 1, S, S) its luma minus the luma blurred by a Gaussian of sigma px."""
+    weights = torch.tensor(LUMA, dtype=torch.float32, device=photo.device).view(1, 3, 1, 1)
+    luma = (photo.float() * weights).sum(dim=1, keepdim=True)
+    return luma - gaussian_blur(luma, sigma)
+
+
+class DetailDiscriminator(nn.Module):
+    """(condition maps, photo) -> (B, 1, S/8, S/8) real/fake logits judging only the photo's
+    luma detail (`luma_detail`, scaled by `gain` so it spans about +-1) beside the condition maps.
+
+    Three stride-2 layers and a 3x3 head: each logit sees a 38-px patch, 1,024 of them per
+    256-px photo, so it can learn what fine texture and vessel edges look like but not remember
+    whole photos (the full PatchGAN's patches span 78 px and more at its coarser scales). The
+    colour and layout, removed by the blur, are the main discriminator's to judge.
+    """
+
+    def __init__(self, condition_channels: int = 1, base_channels: int = 32, sigma: float = 4.0, gain: float = 10.0):
+        super().__init__()
+        c = base_channels
+        self.sigma, self.gain = sigma, gain
+        self.trunk = nn.Sequential(_down(condition_channels + 1, c, norm=False), _down(c, 2 * c), _down(2 * c, 4 * c))
+        self.head = nn.Conv2d(4 * c, 1, 3, 1, 1)
+
+    def forward(self, condition: torch.Tensor, photo: torch.Tensor) -> torch.Tensor:
+        detail = luma_detail(photo, self.sigma) * self.gain
+        return self.head(self.trunk(torch.cat([condition.float() * 2 - 1, detail], dim=1)))

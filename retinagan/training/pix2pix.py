@@ -31,7 +31,7 @@ from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError, DatasetError
 from retinagan.lesions import detect_all
 from retinagan.losses import discriminator_loss, generator_loss, grade_loss, lowpass_l1, masked_l1
-from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
+from retinagan.models.pix2pix import DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
 from retinagan.training.common import (EMA, LossSums, Schedule, bf16_units, cosine_lr, diff_augment, judge, layout, parse_disc_augment, pick_device, resume_run,
@@ -47,6 +47,8 @@ class Pix2PixTrainConfig:
     init: str = ""  # a pix2pix checkpoint to start the generator from (input channels it lacks start at zero)
     disc_channels: int = 32  # width of the PatchGAN
     disc_scales: int = 1  # > 1: more PatchGANs on the pair pooled 2x, 4x, ... (pix2pixHD): larger structures judged too
+    detail_disc_weight: float = 0.0  # > 0: + a detail discriminator (luma detail, 38-px patches; models.pix2pix.DetailDiscriminator), its generator loss weighted this
+    detail_sigma: float = 4.0  # the detail discriminator sees the luma minus its Gaussian blur of this sigma (px)
     disc_augment: str = ""  # DiffAugment of every pair the discriminator judges: any of "color,translation,cutout" ("" none)
     l1_weight: float = 100.0  # lambda
     l1_lowpass: float = 0.0  # > 0: the L1 compares the photos blurred (Gaussian, this sigma in px), leaving their grain to the discriminator
@@ -202,6 +204,8 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         raise ValueError("lesions must be 0 or 3 (microaneurysm, haemorrhage, exudate maps)")
     if cfg.l1_lowpass < 0 or cfg.l1_detail_weight < 0:
         raise ValueError("l1_lowpass and l1_detail_weight must be >= 0")
+    if cfg.detail_disc_weight < 0 or cfg.detail_sigma <= 0:
+        raise ValueError("detail_disc_weight must be >= 0 and detail_sigma > 0")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
@@ -212,17 +216,27 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     disc_grades = cfg.model.grades if cfg.grade_weight > 0 else 0
     disc = PatchDiscriminator(1 + cfg.model.lesions + cfg.model.out_channels, cfg.disc_channels, disc_grades, cfg.disc_scales)
     disc = disc.to(device, memory_format=layout(cfg.channels_last))
+    detail_disc = None
+    if cfg.detail_disc_weight > 0:
+        detail_disc = DetailDiscriminator(1 + cfg.model.lesions, cfg.disc_channels, cfg.detail_sigma)
+        detail_disc = detail_disc.to(device, memory_format=layout(cfg.channels_last))
     weights = sampling_weights(train.groups, cfg.balance_grades)
     if world.size > 1:
         distributed.global_batchnorm(generator)
         distributed.global_batchnorm(disc)
         distributed.broadcast_parameters(generator, disc)
+        if detail_disc is not None:
+            distributed.global_batchnorm(detail_disc)
+            distributed.broadcast_parameters(detail_disc)
     ema = EMA(generator, cfg.ema_decay)
     optimizers = {
         "generator": torch.optim.Adam(generator.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=cfg.foreach),
         "disc": torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=cfg.foreach),
     }
     modules = {"generator": generator, "ema": ema.model, "disc": disc}
+    if detail_disc is not None:
+        optimizers["detail_disc"] = torch.optim.Adam(detail_disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999), foreach=cfg.foreach)
+        modules["detail_disc"] = detail_disc
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     started, sums = time.time() - elapsed, LossSums(cfg.log_every)
@@ -241,7 +255,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
         grades, looks = on_device(device, *conditions(cfg.model, train, index))  # a top-bottom flip keeps the look
         with step_context(cfg.bf16, device):
             losses = train_step(cfg, generator, disc, optimizers, inputs.contiguous(memory_format=layout(cfg.channels_last)), photos, grades, looks,
-                                train.dr_positive[index].to(device))
+                                train.dr_positive[index].to(device), detail_disc)
         ema.update(generator, step + 1)
         sums.add(losses)  # tensors: no host sync until logging
         done = step + 1
@@ -296,25 +310,29 @@ def holdout_l1(generator: Pix2PixGenerator, holdout: PairSet) -> float:
     return float(np.abs(fakes.astype(np.float32) - reals).mean())
 
 
-def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None, dr_positive=None) -> dict[str, torch.Tensor]:
-    total, fake, pairs, out = generator_side(cfg, generator, disc, inputs, photos, grades, looks, cfg.adversarial)
+def train_step(cfg, generator, disc, optimizers, inputs, photos, grades, looks=None, dr_positive=None, detail_disc=None) -> dict[str, torch.Tensor]:
+    total, fake, pairs, out = generator_side(cfg, generator, disc, inputs, photos, grades, looks, cfg.adversarial, detail_disc=detail_disc)
     optimizers["generator"].zero_grad(set_to_none=True)
     total.backward()
     distributed.step(optimizers["generator"])
-    d_total, d_out = discriminator_side(cfg, disc, pairs, photos, fake, grades, dr_positive, cfg.adversarial)
-    optimizers["disc"].zero_grad(set_to_none=True)
+    d_total, d_out = discriminator_side(cfg, disc, pairs, photos, fake, grades, dr_positive, cfg.adversarial, detail_disc=detail_disc)
+    judges = ["disc"] + (["detail_disc"] if detail_disc is not None else [])
+    for name in judges:
+        optimizers[name].zero_grad(set_to_none=True)
     d_total.backward()
-    distributed.step(optimizers["disc"])
+    for name in judges:
+        distributed.step(optimizers[name])
     return {**out, **d_out}
 
 
-def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversarial: str, drawn=None) -> tuple:
+def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversarial: str, drawn=None, detail_disc=None) -> tuple:
     """The translator's generator-side loss: fool the discriminator, stay close to the real photo
     (L1, low-pass and lesion terms as cfg asks), look like the asked grade.
 
     drawn: a (B, 1, S, S) tree the translator draws from in place of the inputs' vessel map (end
     to end: the autoencoder's reconstruction); the real pair keeps the real map. cfg carries
-    l1_weight, l1_lowpass, l1_detail_weight, lesion_l1_weight and grade_weight.
+    l1_weight, l1_lowpass, l1_detail_weight, lesion_l1_weight and grade_weight (and
+    detail_disc_weight when a detail discriminator is given).
     -> (loss to minimise, the photos, the (real, drawn) conditions the discriminator judges, logs)."""
     real_condition = condition = torch.cat([inputs[:, :1], inputs[:, 2:]], dim=1)  # vessel map (+ lesion maps); the FOV shows in the photo
     if drawn is not None:
@@ -325,6 +343,11 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
     disc.requires_grad_(False)
     _, (fake_logits, fake_class) = judge(disc, (*shown(cfg, real_condition, photos), grades_d), (*shown(cfg, condition, fake), grades_d), classify=True)
     fool = generator_loss(fake_logits, adversarial)
+    fool_detail = None
+    if detail_disc is not None:
+        detail_disc.requires_grad_(False)
+        _, fake_detail = judge(detail_disc, (real_condition, photos), (condition, fake))
+        fool_detail = generator_loss(fake_detail, adversarial)
     l1 = F.l1_loss(fake.float(), photos)
     l1_fit = l1
     if cfg.l1_lowpass > 0:
@@ -334,8 +357,12 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
         near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
         lesion_l1 = masked_l1(fake, photos, near)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
+    if detail_disc is not None:
+        fool = fool + cfg.detail_disc_weight * fool_detail
     total = fool + cfg.l1_weight * (l1_fit + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade
     logs = {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "g_grade": g_grade.detach()}
+    if detail_disc is not None:
+        logs["fool_detail"] = fool_detail.detach()
     return total, fake, (real_condition, condition), logs
 
 
@@ -345,7 +372,7 @@ def shown(cfg, condition: torch.Tensor, photo: torch.Tensor) -> tuple[torch.Tens
     return diff_augment(condition, photo.float(), policy) if policy else (condition, photo)
 
 
-def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positive, adversarial: str) -> tuple:
+def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positive, adversarial: str, detail_disc=None) -> tuple:
     """The discriminator's loss: real pairs vs translated pairs (halved, as in pix2pix), plus the
     grade of the real photos (cfg.grade_weight). pairs: generator_side's (real, drawn) conditions.
     -> (loss to minimise, logs)."""
@@ -356,4 +383,10 @@ def discriminator_side(cfg, disc, pairs: tuple, photos, fake, grades, dr_positiv
                                                         (*shown(cfg, condition.detach(), fake.detach()), grades_d), classify=True)
     d_loss = 0.5 * discriminator_loss(real_logits, fake_logits, adversarial)
     d_grade = grade_loss(real_class, grades, dr_positive) if real_class is not None else torch.zeros((), device=fake.device)
-    return d_loss + cfg.grade_weight * d_grade, {"d": d_loss.detach(), "d_grade": d_grade.detach()}
+    total, logs = d_loss + cfg.grade_weight * d_grade, {"d": d_loss.detach(), "d_grade": d_grade.detach()}
+    if detail_disc is not None:  # its own parameters: summed into one backward, stepped by its own optimiser
+        detail_disc.requires_grad_(True)
+        real_detail, fake_detail = judge(detail_disc, (real_condition, photos), (condition.detach(), fake.detach()))
+        d_detail = 0.5 * discriminator_loss(real_detail, fake_detail, adversarial)
+        total, logs["d_detail"] = total + d_detail, d_detail.detach()
+    return total, logs
