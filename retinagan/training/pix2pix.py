@@ -343,11 +343,11 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
     disc.requires_grad_(False)
     _, (fake_logits, fake_class) = judge(disc, (*shown(cfg, real_condition, photos), grades_d), (*shown(cfg, condition, fake), grades_d), classify=True)
     fool = generator_loss(fake_logits, adversarial)
-    fool_detail = None
-    if detail_disc is not None:
+    detail_logs = {}
+    if detail_disc is not None:  # the luma detail judged on its own (models.pix2pix.DetailDiscriminator)
         detail_disc.requires_grad_(False)
         _, fake_detail = judge(detail_disc, (real_condition, photos), (condition, fake))
-        fool_detail = generator_loss(fake_detail, adversarial)
+        detail_logs["fool_detail"] = generator_loss(fake_detail, adversarial)
     l1 = F.l1_loss(fake.float(), photos)
     l1_fit = l1
     if cfg.l1_lowpass > 0:
@@ -357,12 +357,11 @@ def generator_side(cfg, generator, disc, inputs, photos, grades, looks, adversar
         near = F.max_pool2d(inputs[:, 2:].amax(dim=1, keepdim=True).float(), 5, 1, 2)
         lesion_l1 = masked_l1(fake, photos, near)
     g_grade = grade_loss(fake_class, grades) if fake_class is not None else torch.zeros((), device=fake.device)
-    if detail_disc is not None:
-        fool = fool + cfg.detail_disc_weight * fool_detail
     total = fool + cfg.l1_weight * (l1_fit + cfg.lesion_l1_weight * lesion_l1) + cfg.grade_weight * g_grade
-    logs = {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "g_grade": g_grade.detach()}
-    if detail_disc is not None:
-        logs["fool_detail"] = fool_detail.detach()
+    if detail_logs:
+        total = total + cfg.detail_disc_weight * detail_logs["fool_detail"]
+    logs = {"fool": fool.detach(), "l1": l1.detach(), "lesion_l1": lesion_l1.detach(), "g_grade": g_grade.detach(),
+            **{name: value.detach() for name, value in detail_logs.items()}}
     return total, fake, (real_condition, condition), logs
 
 
