@@ -116,7 +116,14 @@ def masked_l1(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> tor
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """(B, C, H, W) blurred by a separable Gaussian (radius 3 sigma, reflected edges)."""
+    """(B, C, H, W) blurred by a separable Gaussian (radius 3 sigma, reflected edges), in float32
+    whatever the autocast: under CPU bf16 autocast, depthwise convolutions of 19 taps or more
+    (sigma >= 3) ran for over a minute a call here, so `--l1-lowpass 3` never finished a step."""
+    with torch.autocast(x.device.type, enabled=False):
+        return _separable_gaussian(x.float(), sigma)
+
+
+def _separable_gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
     radius = max(1, math.ceil(3 * sigma))
     taps = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
     kernel = torch.exp(-0.5 * (taps / sigma) ** 2)

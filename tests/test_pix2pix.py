@@ -269,6 +269,9 @@ def test_lowpass_l1_ignores_grain_but_not_shape():
     edge[..., 16:] = -0.3
     assert (gaussian_blur(grain, 1.0) - flat).abs().mean() < 0.35 * (grain - flat).abs().mean()  # white noise: ~0.28x
     assert (gaussian_blur(edge, 1.0) - flat).abs().mean() > 0.5 * (edge - flat).abs().mean()
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as in a bf16 training step: the blur stays float32
+        blurred = gaussian_blur(grain, 3.0)
+    assert blurred.dtype == torch.float32 and torch.equal(blurred, gaussian_blur(grain, 3.0))
 
 
 def test_texture_fine_tune_from_a_checkpoint(prepared_maps, tmp_path):
