@@ -55,10 +55,11 @@ def assert_same_run(single: Path, parallel: Path) -> None:
     assert config["processes"] == 2 and config["steps"] == 4
 
 
-@pytest.mark.parametrize("kind", ["aae-dual", "pix2pix"])
+@pytest.mark.parametrize("kind", ["aae-dual", "pix2pix", "pix2pix-detail"])
 def test_two_processes_match_one_with_the_same_global_batch(kind, prepared_maps, tmp_path):
-    if kind == "pix2pix":
-        args = ["pix2pix", "--data", str(prepared_maps), "--holdout-every", "3", *TINY_P2P, *COMMON]
+    if kind.startswith("pix2pix"):
+        detail = ["--detail-disc-weight", "1"] if kind == "pix2pix-detail" else []  # + the detail discriminator's own BatchNorm and optimiser
+        args = ["pix2pix", "--data", str(prepared_maps), "--holdout-every", "3", *TINY_P2P, *detail, *COMMON]
     else:
         args = ["aae", "--dual", "--data", str(prepared_maps), "--holdout-every", "3", *TINY_AE, *COMMON]
     assert_same_run(train(args, tmp_path / "one", 1), train(args, tmp_path / "two", 2))
