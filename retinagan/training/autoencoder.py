@@ -25,7 +25,7 @@ from tqdm import tqdm
 from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError
-from retinagan.losses import discriminator_loss, generator_loss, kl_divergence, lowpass_reconstruction_loss, reconstruction_loss
+from retinagan.losses import cldice_loss, discriminator_loss, generator_loss, kl_divergence, lowpass_reconstruction_loss, reconstruction_loss
 from retinagan.metrics.segmentation import dice
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, MapDiscriminator, VesselAutoencoder, reparameterise
 from retinagan.pipeline import load_prepared
@@ -53,6 +53,8 @@ class AutoencoderTrainConfig:
     map_r1: float = 0.0  # dual AAE: > 0: R1 penalty (gamma/2 x the squared gradient of its real logits w.r.t. the real maps) on the map discriminator
     recon_lowpass: float = 0.0  # > 0: reconstruction scored on both maps blurred (Gaussian sigma px) + recon_detail_weight x at full size
     recon_detail_weight: float = 0.1  # with recon_lowpass: weight of the full-size reconstruction term
+    recon_cldice: float = 0.0  # > 0: + this x soft clDice loss of the reconstruction (losses.cldice_loss: vessels count by centre-line length, not area)
+    cldice_binary: bool = False  # with recon_cldice: score the decoded map thresholded (straight-through gradient), so grey plateaus count for nothing
     freeze: str = ""  # comma-separated parameter-name prefixes kept as they start (e.g. "encoder,decoder.dense"); a frozen encoder skips the code phases
     init: str = ""  # an aae or vae checkpoint to start from (a fine-tune; its model config replaces --model)
     augment: str = "standard"  # "standard" (flip, +-10 deg, +-3% shift) or "strong" (+ +-20 deg, scale 0.9-1.1, elastic warp)
@@ -173,6 +175,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         raise ValueError(f"map_real must be one of {', '.join(MAP_REAL)} and map_fakes one of {', '.join(MAP_FAKES)}, not {cfg.map_real!r} / {cfg.map_fakes!r}")
     if cfg.recon_lowpass < 0:
         raise ValueError(f"recon_lowpass must be >= 0, not {cfg.recon_lowpass}")
+    if cfg.recon_cldice < 0:
+        raise ValueError(f"recon_cldice must be >= 0, not {cfg.recon_cldice}")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
@@ -289,8 +293,13 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor, rea
         recon = lowpass_reconstruction_loss(logits, x, cfg.recon_lowpass) + cfg.recon_detail_weight * reconstruction_loss(logits, x, cfg.reconstruction)
     else:
         recon = reconstruction_loss(logits, x, cfg.reconstruction)
+    centre_lines = cldice_loss(logits, x, binary=cfg.cldice_binary) if cfg.recon_cldice > 0 else None
+    if centre_lines is not None:
+        recon = recon + cfg.recon_cldice * centre_lines
     loss = cfg.recon_weight * recon
     out = {"recon": recon.detach()}
+    if centre_lines is not None:
+        out["cldice"] = centre_lines.detach()
     if not adversarial:
         kl = kl_divergence(mu, log_var)
         loss = loss + cfg.kl_weight * kl
