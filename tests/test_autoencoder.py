@@ -262,8 +262,8 @@ def test_lowpass_reconstruction_forgives_a_one_pixel_shift_of_a_thin_vessel():
 
 def test_cldice_counts_thin_vessels_by_length_and_trains():
     """A decoded map that misses five thin branches loses ~a tenth of its soft Dice but half of
-    its clDice (the branches hold 120 of the 168 centre-line pixels); the loss has gradients, and
-    --recon-cldice logs it beside the reconstruction."""
+    its clDice (the branches hold 120 of the 168 centre-line pixels); the loss has gradients; a grey
+    plateau scores well softly and not thresholded (binary)."""
     from retinagan.losses import cldice_loss, soft_dice_loss, soft_skeleton
 
     wide = torch.zeros(1, 1, 64, 64)
@@ -297,6 +297,8 @@ def test_training_with_cldice_logs_it(prepared_maps, tmp_path):
     assert read_config(folder, "aae")["train_config"]["recon_cldice"] == 1.0
     with pytest.raises(ValueError, match="recon_cldice"):
         train_autoencoder(dataclasses.replace(cfg, recon_cldice=-1.0, output=str(tmp_path / "bad")))
+    with pytest.raises(ValueError, match="cldice_binary needs recon_cldice"):
+        train_autoencoder(dataclasses.replace(cfg, recon_cldice=0.0, cldice_binary=True, output=str(tmp_path / "bad")))
 
 
 def test_decoded_fakes_by_choice():

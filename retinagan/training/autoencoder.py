@@ -177,6 +177,8 @@ def train_autoencoder(cfg: AutoencoderTrainConfig) -> Path:
         raise ValueError(f"recon_lowpass must be >= 0, not {cfg.recon_lowpass}")
     if cfg.recon_cldice < 0:
         raise ValueError(f"recon_cldice must be >= 0, not {cfg.recon_cldice}")
+    if cfg.cldice_binary and cfg.recon_cldice == 0:
+        raise ValueError("cldice_binary needs recon_cldice > 0 (the weight of the clDice term it changes)")
     seed_everything(cfg.seed)
     world, device = distributed.setup(pick_device(cfg.device))
     distributed.local_batch(cfg.batch_size)
