@@ -168,6 +168,11 @@ def main() -> None:
     n_real = args.batch if args.added else round(args.batch * args.real_share)
     n_other, other_weight = (args.added, args.added_weight) if args.added else (args.batch - n_real, 1 - args.real_share)
     real_weight = 1.0 if args.added else args.real_share
+
+    def other_patches() -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
+        return (xs + torch.randn(xs.shape, generator=grain) * args.grain if args.grain > 0 else xs), ys
+
     start = time.time()
     model.train()
     for step in range(args.steps):
@@ -179,17 +184,13 @@ def main() -> None:
             DomainBatchNorm.domain = 0  # the real pairs' BatchNorm (mode domain)
             loss = bce_dice_loss(model(xr), yr)
         elif args.mode == "domain":
-            xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
-            if args.grain > 0:
-                xs = xs + torch.randn(xs.shape, generator=grain) * args.grain
+            xs, ys = other_patches()
             DomainBatchNorm.domain = 0
             loss = real_weight * bce_dice_loss(model(xr), yr)
             DomainBatchNorm.domain = 1
             loss = loss + other_weight * other_loss(model(xs), ys)
         else:
-            xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
-            if args.grain > 0:
-                xs = xs + torch.randn(xs.shape, generator=grain) * args.grain
+            xs, ys = other_patches()
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
