@@ -161,20 +161,19 @@ def soft_skeleton(x: torch.Tensor, iterations: int = 5) -> torch.Tensor:
     return skeleton
 
 
-def cldice_loss(logits: torch.Tensor, target: torch.Tensor, iterations: int = 5, eps: float = 1.0, binary: bool = False) -> torch.Tensor:
-    """1 - soft clDice (Shit et al., CVPR 2021), pooled over the batch: the harmonic mean of the
-    share of the decoded map's centre lines that lie on real vessels and the share of the real
-    centre lines the decoded map covers. Each vessel counts by its length, not its area, so the
-    thin vessels that soft Dice hardly weighs (a 1-px vessel: a tenth of an arcade's pixels per
-    length) count as much as the wide ones. binary: the decoded map is scored thresholded at 0.5, as
-    users get it, with the soft map's gradient (straight through): grey plateaus, which the soft
-    version lets cover the real centre lines, count for nothing. In fp32, as the other reconstruction losses."""
-    prob, target = torch.sigmoid(logits.float()), target.float()
-    if binary:
-        prob = (prob > 0.5).float() + prob - prob.detach()
-    skeleton_prob, skeleton_target = soft_skeleton(prob, iterations), soft_skeleton(target, iterations)
-    precision = (global_sum((skeleton_prob * target).sum()) + eps) / (global_sum(skeleton_prob.sum()) + eps)
-    sensitivity = (global_sum((skeleton_target * prob).sum()) + eps) / (global_sum(skeleton_target.sum()) + eps)
+def cldice_loss(pred: torch.Tensor, target: torch.Tensor, iterations: int = 5, eps: float = 1.0) -> torch.Tensor:
+    """1 - soft clDice (Shit et al., CVPR 2021) of decoded maps `pred` in [0, 1] (soft
+    probabilities, or straight-through thresholded ones: training.common.drawn_maps), pooled over
+    the batch: the harmonic mean of the share of the decoded map's centre lines that lie on real
+    vessels and the share of the real centre lines the decoded map covers. Each vessel counts by its
+    length, not its area, so the thin vessels that soft Dice hardly weighs (a 1-px vessel: a tenth of
+    an arcade's pixels per length) count as much as the wide ones; on thresholded maps, grey
+    plateaus, which cover the real centre lines softly, count for nothing. In fp32, as the other
+    reconstruction losses."""
+    pred, target = pred.float(), target.float()
+    skeleton_pred, skeleton_target = soft_skeleton(pred, iterations), soft_skeleton(target, iterations)
+    precision = (global_sum((skeleton_pred * target).sum()) + eps) / (global_sum(skeleton_pred.sum()) + eps)
+    sensitivity = (global_sum((skeleton_target * pred).sum()) + eps) / (global_sum(skeleton_target.sum()) + eps)
     return 1 - 2 * precision * sensitivity / (precision + sensitivity)
 
 

@@ -263,8 +263,9 @@ def test_lowpass_reconstruction_forgives_a_one_pixel_shift_of_a_thin_vessel():
 def test_cldice_counts_thin_vessels_by_length_and_trains():
     """A decoded map that misses five thin branches loses ~a tenth of its soft Dice but half of
     its clDice (the branches hold 120 of the 168 centre-line pixels); the loss has gradients; a grey
-    plateau scores well softly and not thresholded (binary)."""
+    plateau scores well softly and not thresholded (drawn_maps)."""
     from retinagan.losses import cldice_loss, soft_dice_loss, soft_skeleton
+    from retinagan.training.common import drawn_maps
 
     wide = torch.zeros(1, 1, 64, 64)
     wide[..., 28:37, 4:60] = 1  # a 9-px arcade
@@ -276,15 +277,16 @@ def test_cldice_counts_thin_vessels_by_length_and_trains():
     skeleton = soft_skeleton(target)
     assert float(skeleton[..., 32, 4:60].mean()) > 0.8 and float(skeleton[..., 29, 10:50].sum()) == 0  # the arcade's middle row only
     dice_gap = float(soft_dice_loss(as_logits(wide), target) - soft_dice_loss(as_logits(target), target))
-    cl_gap = float(cldice_loss(as_logits(wide), target) - cldice_loss(as_logits(target), target))
-    assert cldice_loss(as_logits(target), target) < 0.01 and cl_gap > 0.4 and cl_gap > 4 * dice_gap
+    as_map = lambda m: torch.sigmoid(as_logits(m))  # noqa: E731
+    cl_gap = float(cldice_loss(as_map(wide), target) - cldice_loss(as_map(target), target))
+    assert cldice_loss(as_map(target), target) < 0.01 and cl_gap > 0.4 and cl_gap > 4 * dice_gap
     logits = as_logits(wide).requires_grad_(True)
-    cldice_loss(logits * 0.1, target).backward()
+    cldice_loss(torch.sigmoid(logits * 0.1), target).backward()
     assert logits.grad[..., 45, 20] < 0  # raising a missed branch's logit lowers the loss
     # A grey plateau (0.45 everywhere) covers the centre lines softly; thresholded it draws nothing.
     grey = torch.full_like(target, math.log(0.45 / 0.55)).requires_grad_(True)
-    assert cldice_loss(grey, target) < 0.5 and cldice_loss(grey, target, binary=True) > 0.95
-    cldice_loss(grey, target, binary=True).backward()
+    assert cldice_loss(torch.sigmoid(grey), target) < 0.5 and cldice_loss(drawn_maps(grey), target) > 0.95
+    cldice_loss(drawn_maps(grey), target).backward()
     assert grey.grad[..., 45, 20] < 0  # still a gradient (straight through): draw the branch
 
 

@@ -295,13 +295,12 @@ def train_step(cfg, model, code_disc, map_disc, optimizers, x: torch.Tensor, rea
         recon = lowpass_reconstruction_loss(logits, x, cfg.recon_lowpass) + cfg.recon_detail_weight * reconstruction_loss(logits, x, cfg.reconstruction)
     else:
         recon = reconstruction_loss(logits, x, cfg.reconstruction)
-    centre_lines = cldice_loss(logits, x, binary=cfg.cldice_binary) if cfg.recon_cldice > 0 else None
-    if centre_lines is not None:
-        recon = recon + cfg.recon_cldice * centre_lines
+    logs = {}
+    if cfg.recon_cldice > 0:  # the decoded map soft, or thresholded as users get it (straight-through)
+        logs["cldice"] = cldice_loss((drawn_maps if cfg.cldice_binary else torch.sigmoid)(logits.float()), x)
+        recon = recon + cfg.recon_cldice * logs["cldice"]
     loss = cfg.recon_weight * recon
-    out = {"recon": recon.detach()}
-    if centre_lines is not None:
-        out["cldice"] = centre_lines.detach()
+    out = {"recon": recon.detach(), **{name: value.detach() for name, value in logs.items()}}
     if not adversarial:
         kl = kl_divergence(mu, log_var)
         loss = loss + cfg.kl_weight * kl
