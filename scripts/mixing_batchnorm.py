@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -30,6 +30,10 @@ training, and --grain STD adds fresh white noise of that spread to each of their
 step: the translator's vessels stand out more than DRIVE's (ring-minus-vessel contrast of the
 standardised input, median per photo: 1.35 against 1.12) over a smoother surround (fine-detail
 spread 0.27 against 0.29); blur 0.7 brings the contrast to 1.10, the grain gives the fine texture back.
+--dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
+segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
+reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
+pushed towards features that do not tell the cameras apart; the critic is dropped after training.
 The other pairs: `synthetic`, those of `evaluate synthetic --fine-vessels` (200 samples of
 checkpoints/aae-lsgan-128 with procedural fine vessels, translated by --translator, default checkpoints/pix2pix-grade);
 `translated`, those of its `translated` condition (the translator's photos of the 20 DRIVE
@@ -77,6 +81,25 @@ class DomainBatchNorm(nn.Module):
         return self.norms[DomainBatchNorm.domain](x)
 
 
+class GradientReversal(torch.autograd.Function):
+    """Identity forward; the gradient times -scale backward."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.scale = scale
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return -ctx.scale * grad, None
+
+
+def domain_critic(channels: int) -> nn.Module:
+    """Features (B, C, H, W) -> one logit per patch: 1 = the other pairs, 0 = real."""
+    return nn.Sequential(nn.Conv2d(channels, 32, 3, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(32, 32, 3, 2, 1), nn.LeakyReLU(0.2),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 1))
+
+
 def other_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """bce_dice_loss, or with a second label channel (--agreement) only over the pixels it keeps."""
     if labels.shape[1] == 1:
@@ -115,6 +138,8 @@ def main() -> None:
     parser.add_argument("--edge-band", choices=("outer", "both"), help="leave out the other pairs' label pixels on the ring around each vessel's edge")
     parser.add_argument("--soften", type=float, default=0.0, help="blur the other pairs' inputs by this Gaussian sigma (px)")
     parser.add_argument("--grain", type=float, default=0.0, help="white noise of this spread added to each of their patches every step")
+    parser.add_argument("--dann", type=float, default=0.0, help="weight of the domain-adversarial critic on the head's features (0: none)")
+    parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
     args = parser.parse_args()
     if args.added and (args.mode != "domain" or args.real_share != parser.get_default("real_share")):
         parser.error("--added needs mode domain and takes the place of --real-share")
@@ -122,6 +147,8 @@ def main() -> None:
         parser.error("--agreement and --background-doubt are two versions of one mask: give one")
     if (args.agreement or args.edge_band or args.background_doubt is not None) and args.mode != "domain":
         parser.error("--agreement, --background-doubt and --edge-band need mode domain (the other pairs' loss of their own)")
+    if args.dann < 0 or (args.dann and (args.real_share == 1 or args.added or args.real_tail)):
+        parser.error("--dann takes a positive weight, and other pairs in every batch (not --real-share 1, --added or --real-tail)")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
@@ -158,11 +185,17 @@ def main() -> None:
                               "vessel_pixels_kept": round(float((keep * syn_y).sum() / syn_y.sum()), 4)}), flush=True)
             syn_y = torch.cat([syn_y, keep], 1)
     seed_everything(args.seed)
-    model = VesselSegmenter(SegmenterConfig(fov_width=256))
+    model = VesselSegmenter(SegmenterConfig(base_channels=args.width, fov_width=256))
     if args.mode == "domain":
         replace_norms(model, DomainBatchNorm)
     ema = EMA(model, 0.995)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4, foreach=True)
+    features = []  # what the head reads, per forward (--dann)
+    if args.dann:
+        critic = domain_critic(args.width)
+        critic_optimizer = torch.optim.AdamW(critic.parameters(), lr=1e-3, foreach=True)
+        model.head.register_forward_pre_hook(lambda module, inputs: features.append(inputs[0]))
+        critic_right = []
     draws = torch.Generator().manual_seed(args.seed)
     grain = torch.Generator().manual_seed(args.seed + 1000)  # its own stream: the patches drawn stay those without it
     n_real = args.batch if args.added else round(args.batch * args.real_share)
@@ -192,21 +225,33 @@ def main() -> None:
         else:
             xs, ys = other_patches()
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
+        if args.dann and features:
+            ramp = 2 / (1 + np.exp(-10 * step / args.steps)) - 1
+            logits = critic(GradientReversal.apply(torch.cat(features), args.dann * ramp))[:, 0]
+            domain = torch.cat([torch.zeros(len(xr)), torch.ones(len(logits) - len(xr))])
+            loss = loss + F.binary_cross_entropy_with_logits(logits, domain)  # the critic minimises it, the segmenter (reversed) maximises
+            right = ((logits > 0).float() == domain).float()
+            critic_right.append(float((right[domain == 0].mean() + right[domain == 1].mean()) / 2))  # balanced: 0.5 is chance
+            critic_optimizer.zero_grad(set_to_none=True)
+        features.clear()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if args.dann:
+            critic_optimizer.step()
         ema.update(model, step + 1)
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
-        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "")
+        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "batch": args.batch, "steps": args.steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann,
+                      "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),
                       "minutes": round((time.time() - start) / 60, 1)}))
