@@ -225,16 +225,17 @@ def main() -> None:
         else:
             xs, ys = other_patches()
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
-        if args.dann and features:
+        if args.dann:  # every forward above left the head's input in features
             ramp = 2 / (1 + np.exp(-10 * step / args.steps)) - 1
             logits = critic(GradientReversal.apply(torch.cat(features), args.dann * ramp))[:, 0]
             domain = torch.cat([torch.zeros(len(xr)), torch.ones(len(logits) - len(xr))])
             loss = loss + F.binary_cross_entropy_with_logits(logits, domain)  # the critic minimises it, the segmenter (reversed) maximises
             right = ((logits > 0).float() == domain).float()
             critic_right.append(float((right[domain == 0].mean() + right[domain == 1].mean()) / 2))  # balanced: 0.5 is chance
-            critic_optimizer.zero_grad(set_to_none=True)
         features.clear()
         optimizer.zero_grad(set_to_none=True)
+        if args.dann:
+            critic_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if args.dann:
