@@ -28,10 +28,10 @@ from retinagan.visual import grid, overlay  # noqa: E402
 
 MAX_UPLOAD = "40mb"
 SLIDERS = 6  # latent-direction sliders shown (a model's atlas may offer fewer)
-FINE_LABEL = "Fine vessels (procedural)"
-FINE_INFO = ("thins the model's tree and grows the thin vessels the models leave out, by rule, not learnt "
-             "(retinagan.fine_vessels); the same seed grows the same branches. Their photos are closer to real ones "
-             "but show small dark vessel ends that a lesion detector may count as microaneurysms")
+TREES = ("as the model draws it", "thin vessels learnt (detailer)", "fine vessels by rule (procedural)")
+TREES_INFO = ("the vessel models leave out the thinnest vessels. The detailer, a diffusion model trained on DRIVE's "
+              "hand-drawn maps, redraws the model's tree with them (~1 s a tree; the same seed, the same tree); the "
+              "procedural option grows them by rule (retinagan.fine_vessels)")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
@@ -118,17 +118,26 @@ def _no_models() -> str:
 
 
 # --- Generate -------------------------------------------------------------------------------
-def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
+def tree_options(choice: str | None) -> dict:
+    """The Thin vessels choice -> keyword flags for the explorer (fine_vessels, detail)."""
+    return {"fine_vessels": choice == TREES[2], "detail": choice == TREES[1]}
+
+
+def tree_source(model: str, fine_vessels: bool = False, detail: bool = False) -> str:
+    return f"{model} + procedural fine vessels" if fine_vessels else f"{model} redrawn by the detailer" if detail else model
+
+
+def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False):
     """(seed, grade, model[, slider offsets]) -> (vessel map, fundus photo, message)."""
     try:
         ex = explorer()
         if not model:
             return None, None, _no_models()
         vessels, photo, _ = ex.generate(model, int(seed), _grade(grade), [float(o) for o in offsets], fov_height,
-                                        fine_vessels=bool(fine_vessels))
+                                        fine_vessels=bool(fine_vessels), detail=bool(detail))
     except (RetinaganError, ValueError) as exc:
         return None, None, _error(exc)
-    source = f"{model} + procedural fine vessels" if fine_vessels else model
+    source = tree_source(model, fine_vessels, detail)
     note = f"{source}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
     if photo is None:
         note += " (no translator in the checkpoints folder: vessel tree only)"
@@ -137,9 +146,9 @@ def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
     return vessels.astype(np.uint8) * 255, photo, note
 
 
-def generate_files(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False):
+def generate_files(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False):
     """generate() with the images as fast-encoded PNG files (the live Generate tab)."""
-    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height, fine_vessels=fine_vessels)
+    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height, fine_vessels=fine_vessels, detail=detail)
     return png_file(vessels), png_file(photo), note
 
 
@@ -485,7 +494,7 @@ def _render(base: dict, lesions: list) -> np.ndarray:
 
 
 # --- Export -----------------------------------------------------------------------------------
-def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_height=1.0, progress=gr.Progress()):
+def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_height=1.0, detail=False, progress=gr.Progress()):
     """Export callback: (zip, message). Bad input -> message; the zip shown before stays."""
     try:
         if not model:
@@ -493,10 +502,11 @@ def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_heig
         chosen = [_grade(g) for g in grades] if grades else None
         looks = list(look_files or [])  # file paths (type="filepath")
         path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
-                                     fine_vessels=bool(fine_vessels), look_photos=looks, fov_height=float(fov_height))
+                                     fine_vessels=bool(fine_vessels), look_photos=looks, fov_height=float(fov_height),
+                                     detail=bool(detail))
     except (RetinaganError, ValueError) as exc:
         return gr.skip(), _error(exc)
-    source = f"{model} with procedural fine vessels" if fine_vessels else model
+    source = tree_source(model, fine_vessels, detail)
     looked = f", in the looks of {len(looks)} uploaded photo{'s' if len(looks) > 1 else ''}" if looks else ""
     return str(path), f"{int(n)} pairs from {source}{looked}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
 
@@ -539,6 +549,7 @@ def build_ui() -> gr.Blocks:
     ex = explorer()
     names = ex.names()
     default = names[0] if names else None
+    thin_choices = list(TREES) if ex.has_detailer() else [TREES[0], TREES[2]]
     paired = [name for name in names if ex.paired(name)]
     # Models that bring their own translator (end-to-end pairs) say so where they are chosen.
     model_info = f"{', '.join(paired)}: painted by its own translator, trained jointly with it" if paired else None
@@ -557,7 +568,7 @@ def build_ui() -> gr.Blocks:
                     seed = gr.Number(value=0, precision=0, label="Seed")
                     grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                     fov_height = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
-                    fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="gen-fine")
+                    fine = gr.Radio(thin_choices, value=TREES[0], label="Thin vessels", info=TREES_INFO, elem_id="gen-fine")
                     with gr.Row():
                         shuffle = gr.Button("Random seed")
                         save = gr.Button("Download pair")
@@ -572,7 +583,7 @@ def build_ui() -> gr.Blocks:
                     download = gr.File(label="Pair (zip)")
             inputs = [seed, grade, model, *sliders]
             outputs = [vessels, photo, message]
-            run = lambda s, g, m, *rest: generate_files(s, g, m, *rest[:-2], fov_height=rest[-2], fine_vessels=rest[-1])  # noqa: E731
+            run = lambda s, g, m, *rest: generate_files(s, g, m, *rest[:-2], fov_height=rest[-2], **tree_options(rest[-1]))  # noqa: E731
             for control in (seed, grade, *sliders, fov_height, fine):
                 control.change(run, inputs + [fov_height, fine], outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
             model.change(slider_updates, model, sliders).then(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
@@ -677,7 +688,7 @@ def build_ui() -> gr.Blocks:
                 e_grades = gr.CheckboxGroup(GRADES[1:], label="Grades (cycled; none = unknown)")
             with gr.Row():
                 with gr.Column():
-                    e_fine = gr.Checkbox(value=False, label=FINE_LABEL, info=FINE_INFO, elem_id="export-fine")
+                    e_fine = gr.Radio(thin_choices, value=TREES[0], label="Thin vessels", info=TREES_INFO, elem_id="export-fine")
                     e_fov = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
                 e_looks = gr.File(label="Looks from your camera's photos (optional)", file_count="multiple", file_types=["image"],
                                   type="filepath", elem_id="export-looks")
@@ -688,7 +699,9 @@ def build_ui() -> gr.Blocks:
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
             e_message = gr.Markdown(elem_id="export-message")
-            e_button.click(export, [e_model, e_n, e_seed, e_grades, e_fine, e_looks, e_fov], [e_file, e_message], api_name="export")
+            e_button.click(lambda m, n, sd, g, trees, looks, fov, progress=gr.Progress(): export(m, n, sd, g, look_files=looks, fov_height=fov,
+                                                                                                  progress=progress, **tree_options(trees)),
+                           [e_model, e_n, e_seed, e_grades, e_fine, e_looks, e_fov], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
             with gr.Row():

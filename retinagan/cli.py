@@ -21,6 +21,7 @@ def _trainers() -> dict:
     A function, so that importing retinagan.cli (the app takes its defaults from it) does not
     load torch; building the parser does."""
     from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
+    from retinagan.training.detail import DetailTrainConfig, train_detail
     from retinagan.training.end2end import End2EndTrainConfig, train_end2end
     from retinagan.training.pix2pix import Pix2PixTrainConfig, train_pix2pix
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
@@ -31,10 +32,33 @@ def _trainers() -> dict:
         "aae": (AutoencoderTrainConfig, train_autoencoder),
         "pix2pix": (Pix2PixTrainConfig, train_pix2pix),
         "end2end": (End2EndTrainConfig, train_end2end),
+        "detail": (DetailTrainConfig, train_detail),
     }
 
 
 FINE_HELP = "add procedural fine vessels to the sampled trees (retinagan.fine_vessels: thinned, with branches grown by rule)"
+DEFAULT_DETAILER = str(Path(__file__).resolve().parent.parent / "checkpoints" / "detail")
+
+
+def add_tree_options(parser: argparse.ArgumentParser) -> None:
+    """--fine-vessels and --detail: what is done to the vessel model's sampled trees."""
+    parser.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    parser.add_argument("--detail", action="store_true",
+                        help="redraw the sampled trees with the detailer (a diffusion model trained on DRIVE's hand-drawn maps: thin vessels learnt, not by rule)")
+    parser.add_argument("--detailer", default=DEFAULT_DETAILER, help="the detailer checkpoint for --detail")
+
+
+def tree_generator(args, folder: str):
+    """The vessel model at folder, with the options of add_tree_options."""
+    from retinagan.inference import load_vessel_generator
+
+    return load_vessel_generator(folder, args.fine_vessels, detail=args.detailer if args.detail else None)
+
+
+def tree_suffix(args) -> str:
+    from retinagan.inference import DETAIL_SUFFIX, FINE_SUFFIX
+
+    return FINE_SUFFIX if args.fine_vessels else DETAIL_SUFFIX if args.detail else ""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also score reconstructions from codes refined this many steps through the decoder, "
                              "as the app encodes real trees (default: the app's steps, 100; 0: encoder only)")
     ev_ves.add_argument("--json", action="store_true")
-    ev_ves.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    add_tree_options(ev_ves)
     ev_ves.add_argument("--store", action="store_true", help="also write the result into the checkpoint's config.json metrics")
     ev_fun = targets.add_parser("fundus", help="FID/KID against real photos, vessel fidelity, anatomy checks of a pix2pix")
     ev_fun.add_argument("--checkpoint", required=True, help="a pix2pix checkpoint folder")
@@ -87,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_fun.add_argument("--seed", type=int, default=0)
     ev_fun.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for vessel fidelity")
     ev_fun.add_argument("--json", action="store_true")
-    ev_fun.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    add_tree_options(ev_fun)
     ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
     ev_syn = targets.add_parser("synthetic", help="train on synthetic, test on real: segmenters trained on real / synthetic / both pairs, scored on DRIVE test")
     ev_syn.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -107,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also score each segmenter at the threshold that maximises its Dice on DRIVE training (never test); "
                              "fair between real and mixed, but it shows the synthetic-only segmenters real photos")
     ev_syn.add_argument("--json", action="store_true")
-    ev_syn.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    add_tree_options(ev_syn)
     ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
     ev_con.add_argument("--translator", default="checkpoints/pix2pix-grade", help="a pix2pix checkpoint trained with grades and lesion maps")
     ev_con.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -118,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_con.add_argument("--placement", type=int, default=50, help="photos with random requested lesions (6 each)")
     ev_con.add_argument("--seed", type=int, default=0)
     ev_con.add_argument("--json", action="store_true")
-    ev_con.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    add_tree_options(ev_con)
     ev_con.add_argument("--store", action="store_true", help="write the scores into the translator's config.json")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
@@ -148,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--n", type=int, default=16, help="number of samples")
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
-    gen.add_argument("--fine-vessels", action="store_true", help=FINE_HELP)
+    add_tree_options(gen)
 
     atlas = commands.add_parser("atlas", help="precompute a vessel model's latent atlas for the app (UMAP map, labelled directions)")
     atlas.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder (the atlas is written into it)")
@@ -233,9 +257,9 @@ def cmd_segment(args) -> int:
     return 1 if failures else 0
 
 
-def _metrics_key(name: str, fine_vessels: bool) -> str:
-    """Where --store keeps a result: scores of trees with procedural fine vessels never replace the model's own."""
-    return f"{name}_fine_vessels" if fine_vessels else name
+def _metrics_key(name: str, args) -> str:
+    """Where --store keeps a result: scores of trees with procedural fine vessels or the detailer never replace the model's own."""
+    return f"{name}_fine_vessels" if args.fine_vessels else f"{name}_detail" if args.detail else name
 
 
 def cmd_evaluate(args) -> int:
@@ -245,46 +269,46 @@ def cmd_evaluate(args) -> int:
 
         result = score_drive(Segmenter.load(args.checkpoint), args.drive, "test", args.threshold)
     elif args.target == "vessels":
-        from retinagan.inference import REFINE_STEPS, load_vessel_generator
+        from retinagan.inference import REFINE_STEPS
         from retinagan.metrics.evaluate_vessels import evaluate_generator
 
         if args.refine is not None and args.refine < 0:
             raise RetinaganError(f"--refine takes a number of steps >= 0, not {args.refine}")
-        generator = load_vessel_generator(args.checkpoint, args.fine_vessels)
+        generator = tree_generator(args, args.checkpoint)
         train_data = generator.config.get("train_config", {}).get("data")
         result = evaluate_generator(generator, args.drive, args.n, args.seed, train_data,
                                     REFINE_STEPS if args.refine is None else args.refine)
-        result["fine_vessels"] = args.fine_vessels
+        result["fine_vessels"], result["detail"] = args.fine_vessels, args.detail
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.checkpoint, {_metrics_key("evaluate_vessels", args.fine_vessels): result})
+            update_metrics(args.checkpoint, {_metrics_key("evaluate_vessels", args): result})
     elif args.target == "fundus":
-        from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
+        from retinagan.inference import FundusTranslator, Segmenter
         from retinagan.metrics.evaluate_fundus import evaluate_translator
 
-        if args.fine_vessels and not args.vessels:
-            raise RetinaganError("--fine-vessels acts on the trees of --vessels: name a vessel model")
+        if (args.fine_vessels or args.detail) and not args.vessels:
+            raise RetinaganError("--fine-vessels and --detail act on the trees of --vessels: name a vessel model")
         translator = FundusTranslator.load(args.checkpoint)
         segmenter = Segmenter.load(args.segmenter)
         prepared = _real_set(args.real, segmenter, translator.size)
-        generator = load_vessel_generator(args.vessels, args.fine_vessels) if args.vessels else None
+        generator = tree_generator(args, args.vessels) if args.vessels else None
         holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
         result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every)
-        result["fine_vessels"] = args.fine_vessels
+        result["fine_vessels"], result["detail"] = args.fine_vessels, args.detail
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.checkpoint, {_metrics_key("evaluate_fundus", args.fine_vessels): result})
+            update_metrics(args.checkpoint, {_metrics_key("evaluate_fundus", args): result})
     elif args.target == "synthetic":
-        from retinagan.inference import FundusTranslator, load_vessel_generator
+        from retinagan.inference import FundusTranslator
         from retinagan.metrics.synthetic_training import train_on_synthetic
 
         if not 0 <= args.real_share < 1:
             raise RetinaganError(f"--real-share must be within 0-1 (0: each pair once), not {args.real_share}")
         conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
         try:
-            result = train_on_synthetic(load_vessel_generator(args.vessels, args.fine_vessels), FundusTranslator.load(args.translator), args.drive,
+            result = train_on_synthetic(tree_generator(args, args.vessels), FundusTranslator.load(args.translator), args.drive,
                                         args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None,
                                         conditions=conditions, looks=args.looks, chosen_threshold=args.chosen_threshold)
         except ValueError as exc:  # conditions, sizes
@@ -301,7 +325,7 @@ def cmd_evaluate(args) -> int:
                     print(f"{key.replace('_', ' ')}: {result[key]:+.4f}")
             return 0
     elif args.target == "control":
-        from retinagan.inference import FundusTranslator, load_vessel_generator
+        from retinagan.inference import FundusTranslator
         from retinagan.metrics.control import evaluate_control
 
         translator = FundusTranslator.load(args.translator)
@@ -312,14 +336,14 @@ def cmd_evaluate(args) -> int:
             segmenter = None if args.real.endswith(".npz") else Segmenter.load(args.segmenter)
             prepared = _real_set(args.real, segmenter, translator.size)
         try:
-            result = evaluate_control(translator, load_vessel_generator(args.vessels, args.fine_vessels), prepared, args.n, args.placement, args.seed)
+            result = evaluate_control(translator, tree_generator(args, args.vessels), prepared, args.n, args.placement, args.seed)
         except ValueError as exc:
             raise RetinaganError(str(exc)) from None
-        result["fine_vessels"] = args.fine_vessels
+        result["fine_vessels"], result["detail"] = args.fine_vessels, args.detail
         if args.store:
             from retinagan.checkpoint import update_metrics
 
-            update_metrics(args.translator, {_metrics_key("evaluate_control", args.fine_vessels): result})
+            update_metrics(args.translator, {_metrics_key("evaluate_control", args): result})
         if not args.json:
             print(json.dumps(result, indent=1))
             return 0
@@ -390,11 +414,11 @@ def _look_files(path: Path) -> list[Path]:
 
 def cmd_generate(args) -> int:
     from retinagan.export import export_samples
-    from retinagan.inference import FINE_SUFFIX, FundusTranslator, fov_disc, load_vessel_generator
+    from retinagan.inference import FundusTranslator, fov_disc
 
     if args.n < 1:
         raise RetinaganError("--n must be at least 1")
-    generator = load_vessel_generator(args.checkpoint, args.fine_vessels)
+    generator = tree_generator(args, args.checkpoint)
     translator = FundusTranslator.load(args.translator) if args.translator else None
     if translator is None and (args.grade is not None or args.noise or args.lesions):
         raise RetinaganError("--grade, --lesions and --noise need --translator")
@@ -429,7 +453,7 @@ def cmd_generate(args) -> int:
         translator_name += f"+looks:{Path(args.looks_from).name}"  # in the manifest: these photos are not in the translator's looks
     fov = fov_disc(translator.size, args.fov_height) if translator is not None else None
     written = export_samples(
-        generator, Path(args.checkpoint).name + (FINE_SUFFIX if args.fine_vessels else ""), args.seed, args.n, Path(args.output),
+        generator, Path(args.checkpoint).name + tree_suffix(args), args.seed, args.n, Path(args.output),
         translator=translator, translator_name=translator_name,
         grades=[args.grade], fov=fov, noise=args.noise, lesions=lesions,
     )

@@ -125,6 +125,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 
 TRANSLATORS = ("pix2pix-grade", "pix2pix")  # the grade- and lesion-conditioned translator first
 VESSEL_MODELS = ("aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32")  # shipped, the expected best first
+DETAILER = "detail"  # the detailer's folder in the checkpoints folder (retinagan.models.detail)
 
 
 REFINED_KEPT = 64  # refined codes of real trees kept per app process (128 floats each)
@@ -164,14 +165,25 @@ class Explorer:
         order = VESSEL_MODELS
         return sorted(self.vessel_models, key=lambda n: (order.index(n) if n in order else len(order), n))
 
-    def generator(self, name: str, fine_vessels: bool = False):
-        """The model `name`; fine_vessels: wrapped so its samples get procedural fine vessels."""
-        from retinagan.inference import FineVesselGenerator, VesselGenerator
+    def generator(self, name: str, fine_vessels: bool = False, detail: bool = False):
+        """The model `name`; fine_vessels: wrapped so its samples get procedural fine vessels;
+        detail: so the detailer (checkpoints/detail) redraws them."""
+        from retinagan.inference import DetailedVesselGenerator, FineVesselGenerator, VesselGenerator, load_detailer
 
         if name not in self.vessel_models:
             raise RetinaganError(f"no vessel model {name!r} in {self.root} (have: {', '.join(self.names()) or 'none'})")
+        if fine_vessels and detail:
+            raise RetinaganError("choose procedural fine vessels or the detailer, not both")
         base = self._load(("vessels", name), lambda: VesselGenerator.load(self.root / name))
+        if detail:
+            if not self.has_detailer():
+                raise RetinaganError(f"no detailer in {self.root} (a checkpoint folder 'detail'; `python train.py detail` makes one)")
+            detailer = self._load(("detailer",), lambda: load_detailer(self.root / DETAILER))
+            return self._load(("detail", name), lambda: DetailedVesselGenerator(base, *detailer))
         return self._load(("fine", name), lambda: FineVesselGenerator(base)) if fine_vessels else base
+
+    def has_detailer(self) -> bool:
+        return (self.root / DETAILER / "config.json").is_file()
 
     def paired(self, model: str | None) -> bool:
         """Whether vessel model `model` brings its own translator (an end-to-end pair: the
@@ -275,12 +287,21 @@ class Explorer:
 
     def generate(self, name: str, seed: int, grade: int | None = None, offsets: list[float] | None = None,
                  fov_height: float = 1.0, lesions: list[Lesion] | None = None,
-                 fine_vessels: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                 fine_vessels: bool = False, detail: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,)). fine_vessels: the
-        decoded tree thinned and given fine vessels grown with `seed` (retinagan.fine_vessels), so
-        moving a slider keeps the same growth and reshapes only what the model draws."""
+        decoded tree thinned and given fine vessels grown with `seed` (retinagan.fine_vessels);
+        detail: the decoded tree redrawn by the detailer from noise of `seed`. Either way moving a
+        slider keeps the seed's growth or noise and reshapes only what the model draws."""
+        if fine_vessels and detail:
+            raise RetinaganError("choose procedural fine vessels or the detailer, not both")
         z = self.code(name, seed, offsets)
-        vessels = self.decode(name, z)
+        if detail:
+            from retinagan.inference import fov_disc
+
+            generator = self.generator(name, detail=True)
+            vessels = generator.add_detail(generator.decode(np.atleast_2d(z)), [int(seed)], fov_disc(self.size(name), fov_height))
+        else:
+            vessels = self.decode(name, z)
         if fine_vessels:
             vessels = self.generator(name, fine_vessels=True).add_fine(vessels, [int(seed)])
         photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed), model=name)
@@ -375,14 +396,14 @@ class Explorer:
 
     # --- export -------------------------------------------------------------------------------
     def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False,
-                   look_photos: list | None = None, fov_height: float = 1.0) -> Path:
+                   look_photos: list | None = None, fov_height: float = 1.0, detail: bool = False) -> Path:
         """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
         The pairs are those `python -m retinagan generate [--fine-vessels] [--looks-from]` makes
         (retinagan.export); look_photos: image files whose looks (colour, contrast) the photos
         take, each sample one picked by its seed, instead of the translator's training photos';
         fov_height: the field of view cut at top and bottom to this share of its height (--fov-height)."""
         from retinagan.export import export_samples
-        from retinagan.inference import FINE_SUFFIX, fov_disc
+        from retinagan.inference import DETAIL_SUFFIX, FINE_SUFFIX, fov_disc
 
         if not 1 <= n <= 10000:
             raise RetinaganError("number of pairs must be within 1-10000")
@@ -397,12 +418,13 @@ class Explorer:
             label += f"+looks:{len(look_photos)} photo{'s' if len(look_photos) > 1 else ''}"
         folder = Path(tempfile.mkdtemp(prefix="retinagan-export-"))
         export_samples(
-            self.generator(name, fine_vessels), name + (FINE_SUFFIX if fine_vessels else ""), seed, n, folder, translator=translator,
+            self.generator(name, fine_vessels, detail), name + (FINE_SUFFIX if fine_vessels else DETAIL_SUFFIX if detail else ""), seed, n, folder,
+            translator=translator,
             translator_name=label, grades=grades or None,
             fov=fov_disc(translator.size, fov_height) if translator is not None else None, progress=progress,
         )
         target = folder.with_suffix(".zip")
-        top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else ''}{'-looks' if look_photos else ''}-seed{seed}"
+        top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else '-detail' if detail else ''}{'-looks' if look_photos else ''}-seed{seed}"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():

@@ -156,12 +156,55 @@ class FineVesselGenerator:
         return self.add_fine(self.base.sample(seeds), seeds).astype(np.float32)
 
 
+class DetailedVesselGenerator:
+    """A vessel model whose samples the detailer (retinagan.models.detail, a diffusion model
+    trained on DRIVE's hand-drawn maps) redraws as hand-drawn-like trees, thin vessels included:
+    tree k is drawn from the model's tree of seed k and noise of seed k, so it depends on seed k
+    alone. Reconstructions (encode, decode) stay the model's own."""
+
+    def __init__(self, base: VesselGenerator, detailer: torch.nn.Module, config: dict, steps: int | None = None):
+        if detailer.config.image_size != base.model.config.image_size:
+            raise RetinaganError(f"the detailer draws {detailer.config.image_size}-px maps, the vessel model "
+                                 f"{base.model.config.image_size}-px ones")
+        self.base, self.detailer, self.detail_config = base, detailer, config
+        self.steps = steps or detailer.config.sample_steps
+
+    def __getattr__(self, name: str):
+        return getattr(self.base, name)
+
+    def add_detail(self, maps: np.ndarray, seeds: list[int], fov: np.ndarray | None = None, progress=None) -> np.ndarray:
+        """(N, S, S) coarse trees (probabilities) -> (N, S, S) bool detailed trees; fov: one
+        (S, S) mask for all (default the full disc) or one per tree."""
+        maps = np.asarray(maps, dtype=np.float32)
+        if len(maps) != len(seeds):
+            raise ValueError(f"{len(maps)} maps but {len(seeds)} seeds")
+        fov = fov_disc(maps.shape[-1]) if fov is None else np.asarray(fov, dtype=bool)
+        fovs = np.broadcast_to(fov, maps.shape) if fov.ndim == 2 else fov
+        return self.detailer.draw(maps, fovs, seeds, self.steps, progress=progress)
+
+    def sample(self, seeds: list[int]) -> np.ndarray:
+        """One map per seed, (N, S, S) float32 0/1."""
+        return self.add_detail(self.base.sample(seeds), seeds).astype(np.float32)
+
+
 FINE_SUFFIX = "+fine-vessels"  # appended to a model's name wherever its samples carry procedural fine vessels
+DETAIL_SUFFIX = "+detail"  # ... and where the detailer redrew them
+DEFAULT_DETAILER = Path(__file__).resolve().parent.parent / "checkpoints" / "detail"
 
 
-def load_vessel_generator(folder: str | Path, fine_vessels: bool = False, device: str = "cpu"):
-    """VesselGenerator.load, wrapped in FineVesselGenerator when fine_vessels."""
+def load_detailer(folder: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:
+    model, config = load_model(folder, expected_kind="detail", device=device)
+    return model.eval(), config
+
+
+def load_vessel_generator(folder: str | Path, fine_vessels: bool = False, device: str = "cpu", detail: str | Path | None = None):
+    """VesselGenerator.load, wrapped in FineVesselGenerator when fine_vessels, or in
+    DetailedVesselGenerator with the detailer checkpoint `detail` (not both)."""
+    if fine_vessels and detail:
+        raise RetinaganError("choose procedural fine vessels or the detailer, not both")
     generator = VesselGenerator.load(folder, device=device)
+    if detail:
+        return DetailedVesselGenerator(generator, *load_detailer(detail, device))
     return FineVesselGenerator(generator) if fine_vessels else generator
 
 

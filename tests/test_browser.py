@@ -5,6 +5,7 @@ screenshot must show rendered images, and the browser console must stay free of 
 Set RETINAGAN_SCREENSHOTS=DIR to keep the screenshots (the README's come from here).
 """
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -130,20 +131,30 @@ def test_generate_slider_updates_the_images(page):
     assert page.errors == []
 
 
-def test_fine_vessels_checkbox_redraws_the_tree(page):
-    idle(page)
-    before = image_src(page, "#gen-vessels")
-    page.locator("#gen-fine input[type=checkbox]").check()
+def _choose_trees(page, label: str, before: str) -> None:
+    """Pick a Thin vessels option and wait until the tree shown has changed."""
+    page.locator("#gen-fine label", has_text=label).click()
     page.wait_for_function(
-        "(before) => { const i = document.querySelector('#gen-vessels img'); return i && i.src !== before; }", arg=before, timeout=30000
+        "(before) => { const i = document.querySelector('#gen-vessels img'); return i && i.src !== before; }", arg=before, timeout=60000
     )
     idle(page)
+
+
+def test_thin_vessel_options_redraw_the_tree(page):
+    idle(page)
+    before = image_src(page, "#gen-vessels")
+    _choose_trees(page, "by rule", before)
     assert "procedural fine vessels" in page.locator("#gen-message").inner_text()
     fine = shot(page, "generate-fine-vessels", "#gen-vessels img")
     shot(page, "tab-generate-fine")
-    page.locator("#gen-fine input[type=checkbox]").uncheck()
-    page.wait_for_function("() => !/procedural/.test(document.querySelector('#gen-message').innerText)", timeout=30000)
-    idle(page)
+    if (CHECKPOINTS / "detail" / "config.json").is_file():
+        _choose_trees(page, "learnt", image_src(page, "#gen-vessels"))
+        assert "redrawn by the detailer" in page.locator("#gen-message").inner_text()
+        learnt = shot(page, "generate-detailed-vessels", "#gen-vessels img")
+        shot(page, "tab-generate-detail")
+        assert np.abs(learnt.astype(int) - fine.astype(int)).mean() > 5
+    _choose_trees(page, "as the model draws it", image_src(page, "#gen-vessels"))
+    assert not re.search("procedural|detailer", page.locator("#gen-message").inner_text())
     plain = shot(page, "generate-plain-vessels", "#gen-vessels img")
     assert fine.shape == plain.shape and np.abs(fine.astype(int) - plain.astype(int)).mean() > 5  # a different tree is shown
     assert page.errors == []

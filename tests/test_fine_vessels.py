@@ -168,4 +168,4 @@ def test_evaluate_vessels_stores_fine_vessel_scores_beside_the_models_own(prepar
     # evaluate fundus: fine vessels need trees to act on
     shutil.rmtree(tmp_path / "run")
     code = main(["evaluate", "fundus", "--checkpoint", "checkpoints/pix2pix-grade", "--real", str(tmp_path / "none.npz"), "--fine-vessels"])
-    assert code == 2 and "--fine-vessels acts on the trees of --vessels" in capsys.readouterr().err
+    assert code == 2 and "act on the trees of --vessels" in capsys.readouterr().err
