@@ -118,6 +118,33 @@ def replace_norms(module: nn.Module, make) -> None:
             replace_norms(child, make)
 
 
+class KeptTrees:
+    """A vessel model's sampled trees drawn once and kept: sample(seeds) reads them back."""
+
+    def __init__(self, generator, maps: np.ndarray):
+        self.model, self.maps = generator.model, maps
+
+    def sample(self, seeds: list[int]) -> np.ndarray:
+        return self.maps[seeds].astype(np.float32)
+
+
+def tree_source(args):
+    """The generator of the synthetic pairs' 200 trees (seeds 0-199), as --trees says."""
+    if args.trees == "fine":
+        return load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True)
+    from retinagan.checkpoint import file_sha256
+
+    generator = load_vessel_generator("checkpoints/aae-lsgan-128", detail="checkpoints/detail")
+    key = file_sha256("checkpoints/detail/model.safetensors")
+    kept = Path(args.output) / "detail-trees.npz"
+    if kept.is_file() and str(np.load(kept)["key"]) == key:
+        return KeptTrees(generator, np.load(kept)["maps"])
+    maps = generator.sample(list(range(200))) > 0.5
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(kept, maps=maps, key=np.array(key))
+    return KeptTrees(generator, maps)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("seed", type=int)
@@ -140,6 +167,9 @@ def main() -> None:
     parser.add_argument("--grain", type=float, default=0.0, help="white noise of this spread added to each of their patches every step")
     parser.add_argument("--dann", type=float, default=0.0, help="weight of the domain-adversarial critic on the head's features (0: none)")
     parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
+    parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
+                        help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
+                             "drawn once and kept in OUTPUT/detail-trees.npz for the detailer's weights)")
     args = parser.parse_args()
     if args.added and (args.mode != "domain" or args.real_share != parser.get_default("real_share")):
         parser.error("--added needs mode domain and takes the place of --real-share")
@@ -164,7 +194,7 @@ def main() -> None:
         if args.pairs == "translated":
             other = translated_pairs(translator, fovs, maps, looks=10)
         else:
-            other = synthetic_pairs(load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True), translator, 200)
+            other = synthetic_pairs(tree_source(args), translator, 200)
         syn_x, syn_y = segmenter_tensors(*other)
         if args.soften > 0:
             syn_x = gaussian_blur(syn_x, args.soften)
@@ -246,12 +276,12 @@ def main() -> None:
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
-        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "")
+        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),

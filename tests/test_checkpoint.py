@@ -25,6 +25,7 @@ TINY_CONFIGS = {
     "vae": {"latent_dim": 8, "base_channels": 4, "image_size": 64, "feature_dim": 16},
     "aae": {"latent_dim": 8, "base_channels": 4, "image_size": 64, "feature_dim": 16},
     "pix2pix": {"base_channels": 4, "image_size": 64, "grades": 5},
+    "detail": {"widths": "8,16", "image_size": 64},
 }
 
 
@@ -33,6 +34,8 @@ def run_tiny(kind: str, model, x: torch.Tensor) -> torch.Tensor:
         return model(x)
     if kind == "pix2pix":
         return model(torch.cat([x, (x > 0.5).float()], dim=1), torch.tensor([0, -1]))
+    if kind == "detail":
+        return model(torch.cat([x, x, (x > 0.5).float(), x], dim=1), torch.tensor([0.2, 0.9]))
     return model.decode(model.encode(x))
 
 
