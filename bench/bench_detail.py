@@ -1,7 +1,7 @@
 """The detailer (retinagan.models.detail): seconds per tree by sampling steps and precision, and
 what the steps change in the trees.
 
-python bench/bench_detail.py [--detailer checkpoints/detail] [--vessels checkpoints/aae-lsgan-128] [--n 8] [--steps 10,25,50]
+python bench/bench_detail.py [--detailer checkpoints/detail] [--vessels checkpoints/aae-lsgan-128] [--n 8] [--steps 25,50,100]
 
 Samples n coarse trees (seeds 0..n-1), then redraws each alone with the detailer at each step
 count, in float32 and (where the CPU or GPU has bf16 units) bf16 autocast, and prints seconds per
@@ -28,7 +28,7 @@ def main() -> None:
     parser.add_argument("--detailer", default="checkpoints/detail")
     parser.add_argument("--vessels", default="checkpoints/aae-lsgan-128")
     parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--steps", default="10,25,50")
+    parser.add_argument("--steps", default="25,50,100")
     args = parser.parse_args()
     detailer, _ = load_detailer(args.detailer)
     seeds = list(range(args.n))

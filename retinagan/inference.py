@@ -183,8 +183,13 @@ class DetailedVesselGenerator:
         return self.detailer.draw(maps, fovs, seeds, self.steps, progress=progress)
 
     def sample(self, seeds: list[int]) -> np.ndarray:
-        """One map per seed, (N, S, S) float32 0/1."""
-        return self.add_detail(self.base.sample(seeds), seeds).astype(np.float32)
+        """One map per seed, (N, S, S) float32 0/1; a progress bar on stderr from 8 seeds up
+        (seconds a tree on a CPU)."""
+        from tqdm import tqdm
+
+        with tqdm(total=len(seeds), desc="detailer", unit="tree", disable=len(seeds) < 8) as bar:
+            drawn = self.add_detail(self.base.sample(seeds), seeds, progress=lambda done, total: bar.update(done - bar.n))
+        return drawn.astype(np.float32)
 
 
 FINE_SUFFIX = "+fine-vessels"  # appended to a model's name wherever its samples carry procedural fine vessels

@@ -2,7 +2,7 @@
 
 python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
                                |refine [checkpoint ...]|end2end LABEL=VESSEL_CKPT,TRANSLATOR ...
-                               |fine VESSEL_CKPT TRANSLATOR
+                               |fine VESSEL_CKPT TRANSLATOR|detail VESSEL_CKPT TRANSLATOR DETAILER
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -171,6 +171,23 @@ def refine_figure(checkpoints: list[str]) -> None:
                   labelled(grey(refined), f"refined {REFINE_STEPS} steps: Dice {dice(refined, tree):.2f}")]
     Image.fromarray(grid(np.stack(tiles), columns=3)).save(DOCS / "refined-codes.jpg", quality=90)
 
+def detail_figure(vessel_checkpoint: str, translator: str, detailer: str, seeds: tuple[int, ...] = (0, 1, 2, 3)) -> None:
+    """Per seed (a row): the model's tree, the detailer's redrawing of it, the procedural fine
+    vessels for comparison, and the photo of the detailed tree."""
+    from retinagan.inference import FineVesselGenerator, FundusTranslator, VesselGenerator, load_vessel_generator
+
+    painter = FundusTranslator.load(translator)
+    model = VesselGenerator.load(vessel_checkpoint)
+    soft = model.sample(list(seeds))
+    detailed = load_vessel_generator(vessel_checkpoint, detail=detailer).add_detail(soft, list(seeds))
+    fine = FineVesselGenerator(model).add_fine(soft >= 0.5, list(seeds))
+    tiles = []
+    for k, seed in enumerate(seeds):
+        tiles += [labelled(grey(soft[k] >= 0.5), f"{Path(vessel_checkpoint).name}, seed {seed}"), labelled(grey(detailed[k]), "detailer"),
+                  labelled(grey(fine[k]), "procedural, for comparison"),
+                  labelled(painter.translate(detailed[k][None], look_seed=[seed])[0], "photo of the detailed tree")]
+    Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "detail-samples.jpg", quality=88)
+
 
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
@@ -184,6 +201,8 @@ if __name__ == "__main__":
         pairs_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "fine":
         fine_figure(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "detail":
+        detail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "end2end":
         end2end_figure(sys.argv[2:])
     else:
