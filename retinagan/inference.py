@@ -194,7 +194,6 @@ class DetailedVesselGenerator:
 
 FINE_SUFFIX = "+fine-vessels"  # appended to a model's name wherever its samples carry procedural fine vessels
 DETAIL_SUFFIX = "+detail"  # ... and where the detailer redrew them
-DEFAULT_DETAILER = Path(__file__).resolve().parent.parent / "checkpoints" / "detail"
 
 
 def load_detailer(folder: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, dict]:

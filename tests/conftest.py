@@ -55,7 +55,11 @@ def save(path: Path, array: np.ndarray) -> Path:
 @pytest.fixture
 def drive_like(tmp_path: Path) -> Path:
     """A DRIVE-layout folder with 3 training and 2 test synthetic photos."""
-    root = tmp_path / "drive"
+    return make_drive_like(tmp_path / "drive")
+
+
+def make_drive_like(root: Path) -> Path:
+    """Write the drive_like fixture's folder at root (for fixtures of a wider scope)."""
     for split, numbers in (("training", (21, 22, 23)), ("test", (1, 2))):
         for n in numbers:
             rgb, vessels = make_fundus(seed=n, disc_side="right" if n % 2 else "left")

@@ -7,14 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import ROOT
+from conftest import ROOT, make_drive_like
 from retinagan.checkpoint import load_model, read_config, save_model
+from retinagan.data.readers import read_drive
 from retinagan.cli import main
 from retinagan.data.preprocess import fov_disc
 from retinagan.errors import RetinaganError
 from retinagan.inference import DETAIL_SUFFIX, DetailedVesselGenerator, VesselGenerator, load_vessel_generator
 from retinagan.models.autoencoder import AutoencoderConfig
 from retinagan.models.detail import DetailConfig, VesselDetailer, alpha_bar
+from retinagan.pipeline import prepare, save_prepared
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 from retinagan.training.detail import DetailTrainConfig, augmented_drive, random_crops, train_detail
 
@@ -67,20 +69,9 @@ def test_random_crops_cut_the_same_place_of_each_array():
 
 @pytest.fixture(scope="module")
 def tiny_pair(tmp_path_factory):
-    """A 128-px vessel model trained 2 steps on DRIVE-like maps, and a detailer trained on top."""
-    from conftest import make_fundus, save
-
+    """-> (a DRIVE-like folder, a 128-px vessel model trained 2 steps on its maps, a work folder)."""
     root = tmp_path_factory.mktemp("detail")
-    drive = root / "drive"
-    for split, numbers in (("training", (21, 22, 23)), ("test", (1, 2))):
-        for n in numbers:
-            rgb, vessels = make_fundus(seed=n, disc_side="right" if n % 2 else "left")
-            stem = f"{n:02d}_{split}" if split == "test" else f"{n}_{split}"
-            save(drive / split / "images" / f"{stem}.tif", rgb)
-            save(drive / split / "1st_manual" / f"{stem.split('_')[0]}_manual1.gif", vessels.astype(np.uint8) * 255)
-            save(drive / split / "mask" / f"{stem}_mask.gif", ((rgb.max(2) > 0) * 255).astype(np.uint8))
-    from retinagan.data.readers import read_drive
-    from retinagan.pipeline import prepare, save_prepared
+    drive = make_drive_like(root / "drive")
 
     prepared, _ = prepare(read_drive(drive, "training") + read_drive(drive, "test"), None, size=128, progress=False)
     data = save_prepared(prepared, root / "maps.npz")
