@@ -31,7 +31,8 @@ SLIDERS = 6  # latent-direction sliders shown (a model's atlas may offer fewer)
 TREES = ("as the model draws it", "thin vessels learnt (detailer)", "fine vessels by rule (procedural)")
 TREES_INFO = ("the vessel models leave out the thinnest vessels. The detailer, a diffusion model trained on DRIVE's "
               "hand-drawn maps, redraws the model's tree with them (a few seconds a tree on a CPU; the same seed, the same tree); the "
-              "procedural option grows them by rule (retinagan.fine_vessels)")
+              "procedural option grows them by rule (retinagan.fine_vessels); its photos show small dark vessel ends that a "
+              "lesion detector may count as microaneurysms")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
