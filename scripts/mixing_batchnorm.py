@@ -137,8 +137,10 @@ def tree_source(args):
     generator = load_vessel_generator("checkpoints/aae-lsgan-128", detail="checkpoints/detail")
     key = file_sha256("checkpoints/detail/model.safetensors")
     kept = Path(args.output) / "detail-trees.npz"
-    if kept.is_file() and str(np.load(kept)["key"]) == key:
-        return KeptTrees(generator, np.load(kept)["maps"])
+    if kept.is_file():
+        with np.load(kept) as stored:
+            if str(stored["key"]) == key:
+                return KeptTrees(generator, stored["maps"])
     maps = generator.sample(list(range(200))) > 0.5
     kept.parent.mkdir(parents=True, exist_ok=True)
     np.savez(kept, maps=maps, key=np.array(key))

@@ -81,11 +81,6 @@ class VesselDetailer(nn.Module):
             cin = width
         self.head = nn.Conv2d(cin, 4, 3, padding=1)
 
-    @property
-    def multiple(self) -> int:
-        """Map sides must be multiples of this."""
-        return 2 ** len(self.config.levels())
-
     def embed(self, t: torch.Tensor) -> torch.Tensor:
         half = self.config.levels()[0] // 2
         freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
