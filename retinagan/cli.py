@@ -23,6 +23,7 @@ def _trainers() -> dict:
     from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
     from retinagan.training.detail import DetailTrainConfig, train_detail
     from retinagan.training.end2end import End2EndTrainConfig, train_end2end
+    from retinagan.training.photodetail import PhotoDetailTrainConfig, train_photodetail
     from retinagan.training.pix2pix import Pix2PixTrainConfig, train_pix2pix
     from retinagan.training.segmenter import SegmenterTrainConfig, train_segmenter
 
@@ -33,6 +34,7 @@ def _trainers() -> dict:
         "pix2pix": (Pix2PixTrainConfig, train_pix2pix),
         "end2end": (End2EndTrainConfig, train_end2end),
         "detail": (DetailTrainConfig, train_detail),
+        "photodetail": (PhotoDetailTrainConfig, train_photodetail),
     }
 
 

@@ -32,7 +32,7 @@ for name in "${!JOBS[@]}"; do
   tail -c 400 "$RUNS/$name.log" | tr '\r' '\n' | tail -3; echo
   $PY -m retinagan export --checkpoint "$RUNS/$name/checkpoint" --output "$RUNS/export/$name" \
     && tar czf "$OUT/$name.tgz" -C "$RUNS/export" "$name"
-  $PY -c "import json,sys; c=json.load(open(sys.argv[1])); print(sys.argv[1], c['steps'], 'steps', c['wall_time_s'], 's', c['metrics'])" "$RUNS/$name/checkpoint/config.json"
+  $PY -c "import json,sys; c=json.load(open(sys.argv[1])); print(sys.argv[1], c['steps'], 'steps', c['wall_time_s'], 's', c.get('metrics'))" "$RUNS/$name/checkpoint/config.json"
 done
 tar czf "$OUT/logs.tgz" --exclude='state-*' --exclude='checkpoint' --exclude='export' "$RUNS"
 ls -la "$OUT"

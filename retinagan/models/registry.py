@@ -48,4 +48,4 @@ def config_from_dict(config_cls: type, values: dict) -> Any:
 
 def _import_families() -> None:
     # Importing the family modules runs their @register_model decorators.
-    from retinagan.models import autoencoder, detail, pix2pix, segmenter  # noqa: F401
+    from retinagan.models import autoencoder, detail, photodetail, pix2pix, segmenter  # noqa: F401

@@ -1,0 +1,159 @@
+"""Training the photo detailer (retinagan.models.photodetail) on real fundus photos.
+
+Pairs: each real photo of a prepared set (the translator's training split: the same held-out ids
+stay out, so photos of held-out trees stay a fair test) with its own vessel map and FOV. One
+step: a batch of photos (whole, or random crops), each flipped left-right and top-bottom at
+random (flips keep the pixel grid's axes, which a camera's grain may follow), split into the
+blur kept and the detail drawn, a time t per photo, the detail noised to t, and the squared error
+of the predicted v inside the FOV; half the steps first make an estimate without gradients and
+feed it back (self-conditioning). All photos stay on the device: on a GPU a step is one batch of
+tensor work.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from retinagan.checkpoint import save_model, save_training_state
+from retinagan.models.detail import alpha_bar
+from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
+from retinagan.pipeline import load_prepared
+from retinagan.training.autoencoder import split_holdout
+from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, pick_device, resume_run, seed_everything, step_context
+from retinagan.visual import save_grid
+
+
+@dataclass
+class PhotoDetailTrainConfig:
+    data: str = "runs/prepared-256.npz"  # a prepared set (`python -m retinagan prepare`)
+    output: str = "runs/photodetail"  # run folder: stats.jsonl, samples/, states, checkpoint/
+    model: PhotoDetailConfig = field(default_factory=PhotoDetailConfig)
+    holdout_every: int = 10  # every k-th photo (by id) is held out, as for the translator
+    steps: int = 20000
+    batch_size: int = 8
+    crop: int = 0  # side of random training crops; 0: whole photos
+    lr: float = 2e-4  # AdamW, no weight decay; cosine decay to a tenth over the run
+    ema_decay: float = 0.999
+    self_condition: float = 0.5  # share of steps that feed back a first estimate
+    time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed
+    device: str = "auto"
+    bf16: bool = field(default_factory=bf16_units)
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 2000  # grid: held-out photos, their blur, the blur redrawn with detail
+    state_every: int = 2000
+    resume: bool = True
+
+
+def training_photos(cfg: PhotoDetailTrainConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
+    """-> photos in [-1, 1] (N, 3, S, S), vessel maps and FOVs (N, 1, S, S), on the device, and
+    the held-out photos' arrays (uint8 photos, maps, FOVs) for the sample grid."""
+    prepared = load_prepared(cfg.data)
+    side = prepared.images.shape[1]
+    if side != cfg.model.image_size:
+        raise ValueError(f"{cfg.data} holds {side}-px photos; the photo detailer is configured for {cfg.model.image_size}")
+    held = split_holdout(prepared.ids, cfg.holdout_every)
+    keep = ~held
+    photos = torch.from_numpy(prepared.images[keep]).permute(0, 3, 1, 2).float().div(127.5).sub(1)
+    as_maps = lambda a: torch.from_numpy(np.asarray(a, np.float32))[:, None]  # noqa: E731
+    tensors = tuple(t.to(device) for t in (photos, as_maps(prepared.vessels[keep]), as_maps(prepared.fov[keep])))
+    return (*tensors, (prepared.images[held][:4], prepared.vessels[held][:4], prepared.fov[held][:4]), int(keep.sum()))
+
+
+def batch_of(arrays: tuple[torch.Tensor, ...], count: int, crop: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """The same random picks, crops and flips of several aligned (N, C, S, S) tensors."""
+    n, side = len(arrays[0]), arrays[0].shape[-1]
+    index = torch.randint(n, (count,), generator=generator)
+    flips = torch.rand(count, 2, generator=generator) < 0.5
+    crop = crop or side
+    ys, xs = (torch.randint(side - crop + 1, (count,), generator=generator) for _ in range(2))
+    rows = (ys[:, None] + torch.arange(crop)[None]).to(arrays[0].device)
+    cols = (xs[:, None] + torch.arange(crop)[None]).to(arrays[0].device)
+    flip_x, flip_y = flips[:, 0].to(arrays[0].device), flips[:, 1].to(arrays[0].device)
+    rows = torch.where(flip_y[:, None], rows.flip(1), rows)
+    cols = torch.where(flip_x[:, None], cols.flip(1), cols)
+    index = index.to(arrays[0].device)
+    return [a[index[:, None, None, None], torch.arange(a.shape[1], device=a.device)[None, :, None, None],
+              rows[:, None, :, None], cols[:, None, None, :]] for a in arrays]
+
+
+def train_step(model: PhotoDetailer, optimizer, photos, vessels, fov, cfg: PhotoDetailTrainConfig, generator: torch.Generator,
+               device: torch.device) -> torch.Tensor:
+    """One optimiser step; returns the detached loss (mean squared error of v inside the FOV)."""
+    coarse, detail = split_photo(photos, fov, cfg.model.sigma)
+    clean = detail * cfg.model.scale
+    t = torch.rand(len(clean), generator=generator).to(device)
+    noise = torch.randn(clean.shape, generator=generator).to(device)
+    ab = alpha_bar(t, cfg.model.min_alpha)[:, None, None, None]
+    x = ab.sqrt() * clean + (1 - ab).sqrt() * noise
+    target = ab.sqrt() * noise - (1 - ab).sqrt() * clean
+    estimate = torch.zeros_like(x)
+    if torch.rand((), generator=generator).item() < cfg.self_condition:
+        with torch.no_grad(), step_context(cfg.bf16, device):
+            v = model(model.inputs(x, coarse, vessels, fov, estimate), t).float()
+        estimate = ab.sqrt() * x - (1 - ab).sqrt() * v
+    with step_context(cfg.bf16, device):
+        v = model(model.inputs(x, coarse, vessels, fov, estimate), t)
+    loss = ((v.float() - target) ** 2 * fov).sum() / (fov.sum() * 3).clamp_min(1)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss.detach()
+
+
+def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    out = Path(cfg.output)
+    photos, vessels, fovs, preview, count = training_photos(cfg, device)
+    model = PhotoDetailer(cfg.model).to(device)
+    ema = EMA(model, cfg.ema_decay)
+    optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)}
+    generators = {"data": torch.Generator().manual_seed(cfg.seed)}
+    modules = {"model": model, "ema": ema.model}
+    start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
+    started, sums = time.time() - elapsed, LossSums(cfg.log_every)
+    schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
+    for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="photodetail", unit="step")):
+        position = schedule.position(step)
+        if position >= cfg.steps:
+            break
+        for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10
+            group["lr"] = cfg.lr * (0.55 + 0.45 * np.cos(np.pi * position / cfg.steps))
+        batch = batch_of((photos, vessels, fovs), cfg.batch_size, cfg.crop, generators["data"])
+        sums.add({"loss": train_step(model, optimizers["model"], *batch, cfg, generators["data"], device)})
+        ema.update(model, step + 1)
+        done = step + 1
+        if done % cfg.log_every == 0:
+            row = sums.take()
+            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            stats.write(step=done, seconds=round(time.time() - started, 1), **row)
+        if done % cfg.sample_every == 0:
+            save_preview(out / "samples" / f"step-{done:06d}.png", ema.model, preview, cfg.bf16)
+        if done % cfg.state_every == 0 and done < cfg.steps:
+            save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
+    save_preview(out / "samples" / "final.png", ema.model, preview, cfg.bf16)
+    info = dict(
+        training_data=(f"{count} real fundus photos of {cfg.data} (the translator's training split: every {cfg.holdout_every}th id "
+                       "held out), each with its vessel map and FOV; DRIVE training, EyePACS and IDRiD: non-commercial research use"),
+        steps=done,
+        wall_time_s=round(time.time() - started, 1),
+        device=str(device),
+        train_config=asdict(cfg),
+    )
+    return save_model(out / "checkpoint", ema.model, "photodetail", **info)
+
+
+def save_preview(path: Path, model: PhotoDetailer, preview: tuple[np.ndarray, ...], bf16: bool) -> None:
+    """Held-out photos (never trained on), their coarse part, and the coarse part redrawn with detail."""
+    photos, vessels, fovs = preview
+    rgb = torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 127.5 - 1
+    coarse, _ = split_photo(rgb, torch.from_numpy(fovs[:, None].astype(np.float32)), model.config.sigma)
+    blurred = ((coarse.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    drawn = model.draw(photos, vessels, fovs, list(range(len(photos))), bf16=bf16, batch=len(photos))
+    save_grid(path, np.concatenate([photos, blurred, drawn]).astype(np.float32) / 255, columns=len(photos))
