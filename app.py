@@ -33,6 +33,9 @@ TREES_INFO = ("the vessel models leave out the thinnest vessels. The detailer, a
               "hand-drawn maps, redraws the model's tree with them (a few seconds a tree on a CPU; the same seed, the same tree); the "
               "procedural option grows them by rule (retinagan.fine_vessels); its photos show small dark vessel ends that a "
               "lesion detector may count as microaneurysms")
+PHOTO_DETAIL_INFO = ("the translator's photos lack real photos' fine grain, specks and sharp edges. The photo detailer, a "
+                     "diffusion model trained on real photos, keeps each photo's coarse part and draws its detail finer than "
+                     "4 px anew (under a second a photo on a CPU; the same seed, the same photo)")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
@@ -128,18 +131,21 @@ def tree_source(model: str, fine_vessels: bool = False, detail: bool = False) ->
     return f"{model} + procedural fine vessels" if fine_vessels else f"{model} redrawn by the detailer" if detail else model
 
 
-def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False):
-    """(seed, grade, model[, slider offsets]) -> (vessel map, fundus photo, message)."""
+def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False, photo_detail=False):
+    """(seed, grade, model[, slider offsets]) -> (vessel map, fundus photo, message). photo_detail:
+    the photo's fine detail redrawn by the photo detailer."""
     try:
         ex = explorer()
         if not model:
             return None, None, _no_models()
         vessels, photo, _ = ex.generate(model, int(seed), _grade(grade), [float(o) for o in offsets], fov_height,
-                                        fine_vessels=bool(fine_vessels), detail=bool(detail))
+                                        fine_vessels=bool(fine_vessels), detail=bool(detail), photo_detail=bool(photo_detail))
     except (RetinaganError, ValueError) as exc:
         return None, None, _error(exc)
     source = tree_source(model, fine_vessels, detail)
     note = f"{source}, seed {int(seed)}, vessels cover {vessels.mean() * 100:.1f}% of the image"
+    if photo is not None and photo_detail:
+        note += "; the photo's fine detail drawn by the photo detailer"
     if photo is None:
         note += " (no translator in the checkpoints folder: vessel tree only)"
     elif _grade(grade) is not None and not explorer().translator(model).grades:
@@ -147,9 +153,10 @@ def generate(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, d
     return vessels.astype(np.uint8) * 255, photo, note
 
 
-def generate_files(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False):
+def generate_files(seed, grade, model, *offsets, fov_height=1.0, fine_vessels=False, detail=False, photo_detail=False):
     """generate() with the images as fast-encoded PNG files (the live Generate tab)."""
-    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height, fine_vessels=fine_vessels, detail=detail)
+    vessels, photo, note = generate(seed, grade, model, *offsets, fov_height=fov_height, fine_vessels=fine_vessels, detail=detail,
+                                    photo_detail=photo_detail)
     return png_file(vessels), png_file(photo), note
 
 
@@ -495,7 +502,8 @@ def _render(base: dict, lesions: list) -> np.ndarray:
 
 
 # --- Export -----------------------------------------------------------------------------------
-def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_height=1.0, detail=False, progress=gr.Progress()):
+def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_height=1.0, detail=False, photo_detail=False,
+           progress=gr.Progress()):
     """Export callback: (zip, message). Bad input -> message; the zip shown before stays."""
     try:
         if not model:
@@ -504,11 +512,12 @@ def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_heig
         looks = list(look_files or [])  # file paths (type="filepath")
         path = explorer().export_zip(model, int(n), int(seed), chosen, progress=lambda f, d: progress(f, desc=d),
                                      fine_vessels=bool(fine_vessels), look_photos=looks, fov_height=float(fov_height),
-                                     detail=bool(detail))
+                                     detail=bool(detail), photo_detail=bool(photo_detail))
     except (RetinaganError, ValueError) as exc:
         return gr.skip(), _error(exc)
     source = tree_source(model, fine_vessels, detail)
     looked = f", in the looks of {len(looks)} uploaded photo{'s' if len(looks) > 1 else ''}" if looks else ""
+    looked += ", fine detail by the photo detailer" if photo_detail else ""
     return str(path), f"{int(n)} pairs from {source}{looked}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}"
 
 
@@ -551,6 +560,7 @@ def build_ui() -> gr.Blocks:
     names = ex.names()
     default = names[0] if names else None
     thin_choices = list(TREES) if ex.has_detailer() else [TREES[0], TREES[2]]
+    has_photo_detailer = ex.has_photo_detailer()
     paired = [name for name in names if ex.paired(name)]
     # Models that bring their own translator (end-to-end pairs) say so where they are chosen.
     model_info = f"{', '.join(paired)}: painted by its own translator, trained jointly with it" if paired else None
@@ -570,6 +580,8 @@ def build_ui() -> gr.Blocks:
                     grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                     fov_height = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
                     fine = gr.Radio(thin_choices, value=TREES[0], label="Thin vessels", info=TREES_INFO, elem_id="gen-fine")
+                    grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
+                                        visible=has_photo_detailer, elem_id="gen-photodetail")
                     with gr.Row():
                         shuffle = gr.Button("Random seed")
                         save = gr.Button("Download pair")
@@ -584,10 +596,12 @@ def build_ui() -> gr.Blocks:
                     download = gr.File(label="Pair (zip)")
             inputs = [seed, grade, model, *sliders]
             outputs = [vessels, photo, message]
-            run = lambda s, g, m, *rest: generate_files(s, g, m, *rest[:-2], fov_height=rest[-2], **tree_options(rest[-1]))  # noqa: E731
-            for control in (seed, grade, *sliders, fov_height, fine):
-                control.change(run, inputs + [fov_height, fine], outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
-            model.change(slider_updates, model, sliders).then(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
+            run = lambda s, g, m, *rest: generate_files(s, g, m, *rest[:-3], fov_height=rest[-3], photo_detail=rest[-1],  # noqa: E731
+                                                        **tree_options(rest[-2]))
+            options = [fov_height, fine, grain]
+            for control in (seed, grade, *sliders, *options):
+                control.change(run, inputs + options, outputs, show_progress="hidden", trigger_mode="always_last", api_visibility="undocumented")
+            model.change(slider_updates, model, sliders).then(run, inputs + options, outputs, api_visibility="undocumented")
             shuffle.click(random_seed, None, seed, api_visibility="undocumented")
             reset.click(lambda: [0] * SLIDERS, None, sliders, api_visibility="undocumented")
             save.click(save_pair, [vessels, photo], download, api_visibility="undocumented")
@@ -691,6 +705,8 @@ def build_ui() -> gr.Blocks:
                 with gr.Column():
                     e_fine = gr.Radio(thin_choices, value=TREES[0], label="Thin vessels", info=TREES_INFO, elem_id="export-fine")
                     e_fov = gr.Slider(0.75, 1.0, value=1.0, step=0.05, label="Field of view height (1 = full circle)")
+                    e_grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
+                                          visible=has_photo_detailer, elem_id="export-photodetail")
                 e_looks = gr.File(label="Looks from your camera's photos (optional)", file_count="multiple", file_types=["image"],
                                   type="filepath", elem_id="export-looks")
             gr.Markdown("With photos given, each synthetic photo takes the colour and contrast of one of them (picked by its "
@@ -700,9 +716,9 @@ def build_ui() -> gr.Blocks:
             e_button = gr.Button("Export zip", variant="primary")
             e_file = gr.File(label="Dataset (zip with manifest.csv)")
             e_message = gr.Markdown(elem_id="export-message")
-            e_button.click(lambda m, n, sd, g, trees, looks, fov, progress=gr.Progress(): export(m, n, sd, g, look_files=looks, fov_height=fov,
-                                                                                                  progress=progress, **tree_options(trees)),
-                           [e_model, e_n, e_seed, e_grades, e_fine, e_looks, e_fov], [e_file, e_message], api_name="export")
+            e_button.click(lambda m, n, sd, g, trees, looks, fov, grain, progress=gr.Progress(): export(
+                               m, n, sd, g, look_files=looks, fov_height=fov, photo_detail=grain, progress=progress, **tree_options(trees)),
+                           [e_model, e_n, e_seed, e_grades, e_fine, e_looks, e_fov, e_grain], [e_file, e_message], api_name="export")
 
         with gr.Tab("Segment vessels"):
             with gr.Row():
@@ -733,7 +749,7 @@ def build_ui() -> gr.Blocks:
             r_button.click(repaint_upload, [shown, r_seed], [r_real, r_own, r_other, r_message], api_visibility="undocumented")
             r_path = gr.Textbox(visible=False)
             gr.Button(visible=False).click(repaint_upload, [r_path, r_seed], [r_real, r_own, r_other, r_message], api_name="repaint")
-        demo.load(run, inputs + [fov_height, fine], outputs, api_visibility="undocumented")
+        demo.load(run, inputs + options, outputs, api_visibility="undocumented")
     return demo
 
 

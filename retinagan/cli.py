@@ -50,6 +50,25 @@ def add_tree_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detailer", default=DEFAULT_DETAILER, help="the detailer checkpoint for --detail")
 
 
+def add_photo_detail_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--photo-detail", metavar="CHECKPOINT",
+                        help="a photodetail checkpoint (python train.py photodetail): every photo's fine detail is redrawn by it")
+    parser.add_argument("--photo-detail-steps", type=int, metavar="N", help="its sampling steps (default: the checkpoint's)")
+
+
+def load_translator(folder: str, args):
+    """The translator at folder, with the photo detailer of add_photo_detail_option."""
+    from retinagan.inference import FundusTranslator
+
+    if args.photo_detail_steps is not None and not args.photo_detail:
+        raise RetinaganError("--photo-detail-steps needs --photo-detail")
+    if args.photo_detail_steps is not None and args.photo_detail_steps < 1:
+        raise RetinaganError("--photo-detail-steps must be at least 1")
+    translator = FundusTranslator.load(folder, photo_detail=args.photo_detail)
+    translator.photo_detail_steps = args.photo_detail_steps
+    return translator
+
+
 def tree_generator(args, folder: str):
     """The vessel model at folder, with the options of add_tree_options."""
     from retinagan.inference import load_vessel_generator
@@ -114,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_fun.add_argument("--segmenter", default=DEFAULT_SEGMENTER, help="segmenter for vessel fidelity")
     ev_fun.add_argument("--json", action="store_true")
     add_tree_options(ev_fun)
+    add_photo_detail_option(ev_fun)
     ev_fun.add_argument("--store", action="store_true", help="write the scores into the checkpoint's config.json")
     ev_syn = targets.add_parser("synthetic", help="train on synthetic, test on real: segmenters trained on real / synthetic / both pairs, scored on DRIVE test")
     ev_syn.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -134,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "fair between real and mixed, but it shows the synthetic-only segmenters real photos")
     ev_syn.add_argument("--json", action="store_true")
     add_tree_options(ev_syn)
+    add_photo_detail_option(ev_syn)
     ev_con = targets.add_parser("control", help="grade and lesion control of a lesion-drawing translator: burden vs grade, placement, insertion")
     ev_con.add_argument("--translator", default="checkpoints/pix2pix-grade", help="a pix2pix checkpoint trained with grades and lesion maps")
     ev_con.add_argument("--vessels", default="checkpoints/aae-lsgan-128", help="the vae/aae checkpoint that makes the trees")
@@ -145,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev_con.add_argument("--seed", type=int, default=0)
     ev_con.add_argument("--json", action="store_true")
     add_tree_options(ev_con)
+    add_photo_detail_option(ev_con)
     ev_con.add_argument("--store", action="store_true", help="write the scores into the translator's config.json")
     ev_lat = targets.add_parser("laterality", help="how often the detected optic-disc side agrees with _left/_right names")
     ev_lat.add_argument("--data", default=f"{DEFAULT_DATA}/eyepacs")
@@ -175,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, default=0, help="sample k uses seed SEED+k, whatever N")
     gen.add_argument("--output", required=True, help="output folder (an interrupted export is continued)")
     add_tree_options(gen)
+    add_photo_detail_option(gen)
 
     atlas = commands.add_parser("atlas", help="precompute a vessel model's latent atlas for the app (UMAP map, labelled directions)")
     atlas.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder (the atlas is written into it)")
@@ -260,8 +283,10 @@ def cmd_segment(args) -> int:
 
 
 def _metrics_key(name: str, args) -> str:
-    """Where --store keeps a result: scores of trees with procedural fine vessels or the detailer never replace the model's own."""
-    return f"{name}_fine_vessels" if args.fine_vessels else f"{name}_detail" if args.detail else name
+    """Where --store keeps a result: scores of trees with procedural fine vessels or the detailer, or of photos redrawn by a
+    photo detailer, never replace the model's own."""
+    name = f"{name}_fine_vessels" if args.fine_vessels else f"{name}_detail" if args.detail else name
+    return f"{name}_photodetail" if getattr(args, "photo_detail", None) else name
 
 
 def cmd_evaluate(args) -> int:
@@ -286,31 +311,30 @@ def cmd_evaluate(args) -> int:
 
             update_metrics(args.checkpoint, {_metrics_key("evaluate_vessels", args): result})
     elif args.target == "fundus":
-        from retinagan.inference import FundusTranslator, Segmenter
+        from retinagan.inference import Segmenter
         from retinagan.metrics.evaluate_fundus import evaluate_translator
 
         if (args.fine_vessels or args.detail) and not args.vessels:
             raise RetinaganError("--fine-vessels and --detail act on the trees of --vessels: name a vessel model")
-        translator = FundusTranslator.load(args.checkpoint)
+        translator = load_translator(args.checkpoint, args)
         segmenter = Segmenter.load(args.segmenter)
         prepared = _real_set(args.real, segmenter, translator.size)
         generator = tree_generator(args, args.vessels) if args.vessels else None
         holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
         result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every)
-        result["fine_vessels"], result["detail"] = args.fine_vessels, args.detail
+        result["fine_vessels"], result["detail"], result["photo_detail"] = args.fine_vessels, args.detail, args.photo_detail
         if args.store:
             from retinagan.checkpoint import update_metrics
 
             update_metrics(args.checkpoint, {_metrics_key("evaluate_fundus", args): result})
     elif args.target == "synthetic":
-        from retinagan.inference import FundusTranslator
         from retinagan.metrics.synthetic_training import train_on_synthetic
 
         if not 0 <= args.real_share < 1:
             raise RetinaganError(f"--real-share must be within 0-1 (0: each pair once), not {args.real_share}")
         conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
         try:
-            result = train_on_synthetic(tree_generator(args, args.vessels), FundusTranslator.load(args.translator), args.drive,
+            result = train_on_synthetic(tree_generator(args, args.vessels), load_translator(args.translator, args), args.drive,
                                         args.n, tuple(range(args.seeds)), args.steps, args.output, real_share=args.real_share or None,
                                         conditions=conditions, looks=args.looks, chosen_threshold=args.chosen_threshold)
         except ValueError as exc:  # conditions, sizes
@@ -327,10 +351,9 @@ def cmd_evaluate(args) -> int:
                     print(f"{key.replace('_', ' ')}: {result[key]:+.4f}")
             return 0
     elif args.target == "control":
-        from retinagan.inference import FundusTranslator
         from retinagan.metrics.control import evaluate_control
 
-        translator = FundusTranslator.load(args.translator)
+        translator = load_translator(args.translator, args)
         prepared = None
         if args.real:
             from retinagan.inference import Segmenter
@@ -416,14 +439,14 @@ def _look_files(path: Path) -> list[Path]:
 
 def cmd_generate(args) -> int:
     from retinagan.export import export_samples
-    from retinagan.inference import FundusTranslator, fov_disc
+    from retinagan.inference import fov_disc
 
     if args.n < 1:
         raise RetinaganError("--n must be at least 1")
     generator = tree_generator(args, args.checkpoint)
-    translator = FundusTranslator.load(args.translator) if args.translator else None
-    if translator is None and (args.grade is not None or args.noise or args.lesions):
-        raise RetinaganError("--grade, --lesions and --noise need --translator")
+    translator = load_translator(args.translator, args) if args.translator else None
+    if translator is None and (args.grade is not None or args.noise or args.lesions or args.photo_detail):
+        raise RetinaganError("--grade, --lesions, --noise and --photo-detail need --translator")
     lesions = None
     if args.lesions:
         from retinagan.lesions import lesions_from_json
@@ -444,6 +467,8 @@ def cmd_generate(args) -> int:
     if not 0.5 <= args.fov_height <= 1:
         raise RetinaganError("--fov-height must be within 0.5-1")
     translator_name = Path(args.translator).name if args.translator else ""
+    if args.photo_detail:
+        translator_name += f"+photodetail:{Path(args.photo_detail).name}"
     if args.looks_from:
         if translator is None:
             raise RetinaganError("--looks-from needs --translator")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import copy
 import functools
 import hashlib
 import io
@@ -126,6 +127,7 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
 TRANSLATORS = ("pix2pix-grade", "pix2pix")  # the grade- and lesion-conditioned translator first
 VESSEL_MODELS = ("aae-lsgan-128", "end2end", "aae-bce-128", "aae-dual-128", "vae-128", "aae-lsgan-32")  # shipped, the expected best first
 DETAILER = "detail"  # the detailer's folder in the checkpoints folder (retinagan.models.detail)
+PHOTO_DETAILER = "photodetail"  # the photo detailer's folder in the checkpoints folder (retinagan.models.photodetail)
 
 
 REFINED_KEPT = 64  # refined codes of real trees kept per app process (128 floats each)
@@ -185,6 +187,9 @@ class Explorer:
     def has_detailer(self) -> bool:
         return (self.root / DETAILER / "config.json").is_file()
 
+    def has_photo_detailer(self) -> bool:
+        return (self.root / PHOTO_DETAILER / "config.json").is_file()
+
     def paired(self, model: str | None) -> bool:
         """Whether vessel model `model` brings its own translator (an end-to-end pair: the
         translator trained with it, in its folder's translator/)."""
@@ -198,15 +203,30 @@ class Explorer:
 
         return f"{model}/{PAIRED_TRANSLATOR}" if self.paired(model) else self.translator_name
 
-    def translator(self, model: str | None = None):
+    def translator(self, model: str | None = None, photo_detail: bool = False):
         """The translator for vessel model `model`: its own if it has one, else the shared one
-        (None when there is none)."""
+        (None when there is none). photo_detail: one whose photos' fine detail the photo detailer
+        (checkpoints/photodetail) redraws (the same network, loaded once)."""
         from retinagan.inference import FundusTranslator
 
         label = self.translator_label(model)
         if not (self.root / label / "config.json").is_file():
             return None
-        return self._load(("translator", label), lambda: FundusTranslator.load(self.root / label))
+        translator = self._load(("translator", label), lambda: FundusTranslator.load(self.root / label))
+        if not photo_detail:
+            return translator
+        if not self.has_photo_detailer():
+            raise RetinaganError(f"no photo detailer in {self.root} (a checkpoint folder '{PHOTO_DETAILER}'; "
+                                 "`python train.py photodetail` makes one)")
+
+        def detailed():
+            from retinagan.checkpoint import load_model
+
+            painter = copy.copy(translator)  # shares the translator's network; the plain one stays plain
+            painter.use_photo_detailer(load_model(self.root / PHOTO_DETAILER, expected_kind="photodetail")[0])
+            return painter
+
+        return self._load(("translator+photodetail", label), detailed)
 
     def segmenter(self):
         from retinagan.inference import Segmenter
@@ -250,15 +270,16 @@ class Explorer:
         return self.generator(name).decode(np.atleast_2d(codes)) >= 0.5
 
     def photos(self, maps: np.ndarray, grade: int | None = None, fov_height: float = 1.0, lesions: list[Lesion] | None = None,
-               look_seed: int | None = None, model: str | None = None) -> np.ndarray | None:
+               look_seed: int | None = None, model: str | None = None, photo_detail: bool = False) -> np.ndarray | None:
         """Vessel maps (N, S, S) -> fundus photos (N, S, S, 3), or None without a translator.
         model: the vessel model that drew the maps (its own translator paints them, if it has one).
         look_seed picks the photos' overall look (a training photo's colour and contrast); None: the average look.
         lesions: drawn on every photo; None: a lesion-drawing translator gets lesions composed to
-        match the grade (seeded by look_seed), others none."""
+        match the grade (seeded by look_seed), others none. photo_detail: the photos' fine detail
+        redrawn by the photo detailer (seeded by look_seed too)."""
         from retinagan.inference import fov_disc
 
-        translator = self.translator(model)
+        translator = self.translator(model, photo_detail)
         if translator is None:
             return None
         if maps.shape[-1] != translator.size:
@@ -287,11 +308,13 @@ class Explorer:
 
     def generate(self, name: str, seed: int, grade: int | None = None, offsets: list[float] | None = None,
                  fov_height: float = 1.0, lesions: list[Lesion] | None = None,
-                 fine_vessels: bool = False, detail: bool = False) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+                 fine_vessels: bool = False, detail: bool = False, photo_detail: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
         """-> (vessel map (S, S) bool, photo (S, S, 3) uint8 or None, code (l,)). fine_vessels: the
         decoded tree thinned and given fine vessels grown with `seed` (retinagan.fine_vessels);
         detail: the decoded tree redrawn by the detailer from noise of `seed`. Either way moving a
-        slider keeps the seed's growth or noise and reshapes only what the model draws."""
+        slider keeps the seed's growth or noise and reshapes only what the model draws. photo_detail:
+        the photo's fine detail redrawn by the photo detailer (checkpoints/photodetail)."""
         if fine_vessels and detail:
             raise RetinaganError("choose procedural fine vessels or the detailer, not both")
         z = self.code(name, seed, offsets)
@@ -304,7 +327,7 @@ class Explorer:
             vessels = self.decode(name, z)
         if fine_vessels:
             vessels = self.generator(name, fine_vessels=True).add_fine(vessels, [int(seed)])
-        photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed), model=name)
+        photos = self.photos(vessels, grade, fov_height, lesions, look_seed=int(seed), model=name, photo_detail=photo_detail)
         return vessels[0], None if photos is None else photos[0], z
 
     # --- real trees -------------------------------------------------------------------------
@@ -396,12 +419,13 @@ class Explorer:
 
     # --- export -------------------------------------------------------------------------------
     def export_zip(self, name: str, n: int, seed: int, grades: list[int] | None, progress=None, fine_vessels: bool = False,
-                   look_photos: list | None = None, fov_height: float = 1.0, detail: bool = False) -> Path:
+                   look_photos: list | None = None, fov_height: float = 1.0, detail: bool = False, photo_detail: bool = False) -> Path:
         """n (vessel map, photo) pairs into a zip with manifest.csv; grades cycle over the list.
         The pairs are those `python -m retinagan generate [--fine-vessels] [--looks-from]` makes
         (retinagan.export); look_photos: image files whose looks (colour, contrast) the photos
         take, each sample one picked by its seed, instead of the translator's training photos';
-        fov_height: the field of view cut at top and bottom to this share of its height (--fov-height)."""
+        fov_height: the field of view cut at top and bottom to this share of its height (--fov-height);
+        photo_detail: every photo's fine detail redrawn by the photo detailer (--photo-detail)."""
         from retinagan.export import export_samples
         from retinagan.inference import DETAIL_SUFFIX, FINE_SUFFIX, fov_disc
 
@@ -409,8 +433,10 @@ class Explorer:
             raise RetinaganError("number of pairs must be within 1-10000")
         if not 0.5 <= fov_height <= 1:
             raise RetinaganError("field of view height must be within 0.5-1")
-        translator = self.translator(name)
+        translator = self.translator(name, photo_detail)
         label = self.translator_label(name) if translator is not None else ""
+        if photo_detail and translator is not None:
+            label += f"+photodetail:{PHOTO_DETAILER}"
         if look_photos:
             if translator is None:
                 raise RetinaganError("photos for the looks need a translator; none is installed")
@@ -424,7 +450,7 @@ class Explorer:
             fov=fov_disc(translator.size, fov_height) if translator is not None else None, progress=progress,
         )
         target = folder.with_suffix(".zip")
-        top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else '-detail' if detail else ''}{'-looks' if look_photos else ''}-seed{seed}"
+        top = f"retinagan-{name}{'-fine-vessels' if fine_vessels else '-detail' if detail else ''}{'-looks' if look_photos else ''}{'-photodetail' if photo_detail else ''}-seed{seed}"
         with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive:
             for path in sorted(folder.rglob("*")):
                 if path.is_file():

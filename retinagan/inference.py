@@ -303,6 +303,8 @@ class FundusTranslator:
         self.model = model
         self.config = config
         self.degrid_radius = self.DEGRID_RADIUS * model.config.image_size / 256
+        self.photo_detailer = None  # a PhotoDetailer that redraws each photo's fine detail (use_photo_detailer)
+        self.photo_detail_steps: int | None = None
         bank = config.get("appearance_bank") or []
         self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1) if bank else np.zeros((0, model.config.appearance_dim), np.float32)
 
@@ -337,9 +339,20 @@ class FundusTranslator:
         return painter
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu") -> "FundusTranslator":
+    def load(cls, folder: str | Path, device: str = "cpu", photo_detail: str | Path | None = None) -> "FundusTranslator":
+        """photo_detail: a photodetail checkpoint that redraws every photo's fine detail (use_photo_detailer)."""
         model, config = load_model(folder, expected_kind="pix2pix", device=device)
-        return cls(fold_batchnorm(model), config)
+        translator = cls(fold_batchnorm(model), config)
+        if photo_detail:
+            translator.use_photo_detailer(load_model(photo_detail, expected_kind="photodetail", device=device)[0])
+        return translator
+
+    def use_photo_detailer(self, detailer: torch.nn.Module | None, steps: int | None = None) -> None:
+        """From now on every photo's fine detail (finer than the detailer's Gaussian) is drawn by this
+        photo detailer (retinagan.models.photodetail), seeded per photo as the grain is; None: off."""
+        if detailer is not None and detailer.config.image_size != self.size:
+            raise RetinaganError(f"the photo detailer works at {detailer.config.image_size} px; this translator makes {self.size} px")
+        self.photo_detailer, self.photo_detail_steps = detailer, steps
 
     @property
     def size(self) -> int:
@@ -454,6 +467,14 @@ class FundusTranslator:
         out = ((photos.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
         if lesions and not self.draws_lesions:
             out = np.stack([paint(photo, list(found), f) if found else photo for photo, found, f in zip(out, lesions, fov)])
+        if self.photo_detailer is not None:
+            seeds = look_seed if look_seed is not None else (noise_seed or 0)
+            seeds = [0 if s is None else int(s) for s in (seeds if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds] * len(out))]
+            from tqdm import tqdm
+
+            with tqdm(total=len(out), desc="photo detail", unit="photo", leave=False, disable=len(out) < 4) as bar:
+                out = self.photo_detailer.draw(out, vessels >= 0.5, fov, seeds, steps=self.photo_detail_steps,
+                                               progress=lambda done, total: bar.update(done - bar.n))
         return out
 
     def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], fov: np.ndarray | None = None,

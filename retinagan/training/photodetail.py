@@ -33,6 +33,7 @@ class PhotoDetailTrainConfig:
     data: str = "runs/prepared-256.npz"  # a prepared set (`python -m retinagan prepare`)
     output: str = "runs/photodetail"  # run folder: stats.jsonl, samples/, states, checkpoint/
     model: PhotoDetailConfig = field(default_factory=PhotoDetailConfig)
+    init: str = ""  # a photodetail checkpoint to start from (its model settings replace --model.*)
     holdout_every: int = 10  # every k-th photo (by id) is held out, as for the translator
     steps: int = 20000
     batch_size: int = 8
@@ -110,8 +111,15 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     out = Path(cfg.output)
+    if cfg.init:
+        from retinagan.checkpoint import load_model
+
+        model, _ = load_model(cfg.init, expected_kind="photodetail", device=device)
+        cfg.model = model.config
+        model.train().requires_grad_(True)
+    else:
+        model = PhotoDetailer(cfg.model).to(device)
     photos, vessels, fovs, preview, count = training_photos(cfg, device)
-    model = PhotoDetailer(cfg.model).to(device)
     ema = EMA(model, cfg.ema_decay)
     optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
@@ -142,6 +150,7 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
         training_data=(f"{count} real fundus photos of {cfg.data} (the translator's training split: every {cfg.holdout_every}th id "
                        "held out), each with its vessel map and FOV; DRIVE training, EyePACS and IDRiD: non-commercial research use"),
         steps=done,
+        init=cfg.init or None,
         wall_time_s=round(time.time() - started, 1),
         device=str(device),
         train_config=asdict(cfg),

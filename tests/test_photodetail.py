@@ -1,0 +1,186 @@
+"""The photo detailer (retinagan.models.photodetail): a diffusion model that redraws a photo's fine
+detail given its coarse part; its training, the translator's use of it, and the CLI."""
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from retinagan.checkpoint import load_model, read_config, save_model
+from retinagan.cli import main
+from retinagan.data.preprocess import fov_disc
+from retinagan.errors import CheckpointError, RetinaganError
+from retinagan.inference import FundusTranslator
+from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
+from retinagan.models.detail import DetailConfig, VesselDetailer
+from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
+from retinagan.models.pix2pix import Pix2PixConfig, Pix2PixGenerator
+from retinagan.training.photodetail import PhotoDetailTrainConfig, batch_of, train_photodetail
+
+TINY = PhotoDetailConfig(widths="8,16", image_size=64, sample_steps=3)
+
+
+def photos_and_maps(count: int, size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    fov = np.broadcast_to(fov_disc(size), (count, size, size)).copy()
+    photos = (rng.random((count, size, size, 3)) * 200 + 20).astype(np.uint8) * fov[..., None]
+    vessels = (rng.random((count, size, size)) < 0.1) & fov
+    return photos, vessels, fov
+
+
+def test_split_photo_parts_add_up_inside_the_fov_and_vanish_outside():
+    photos = torch.rand(2, 3, 32, 32) * 2 - 1
+    fov = torch.zeros(2, 1, 32, 32)
+    fov[:, :, 4:28, 4:28] = 1
+    coarse, detail = split_photo(photos, fov, 2.0)
+    assert torch.allclose((coarse + detail) * fov, photos * fov, atol=1e-6)
+    assert float(coarse[fov.expand_as(coarse) == 0].abs().max()) == 0 and float(detail[fov.expand_as(detail) == 0].abs().max()) == 0
+    flat = torch.full((1, 3, 32, 32), 0.3)
+    coarse, detail = split_photo(flat, fov[:1], 4.0)  # the dark surround does not bleed into the rim
+    assert torch.allclose(coarse[fov[:1].expand_as(coarse) > 0], torch.tensor(0.3), atol=1e-5)
+    assert float(detail.abs().max()) < 1e-5
+
+
+def test_forward_shape():
+    model = PhotoDetailer(TINY)
+    assert model(torch.zeros(2, 11, 64, 64), torch.rand(2)).shape == (2, 3, 64, 64)
+    with pytest.raises(RuntimeError):
+        model(torch.zeros(1, 8, 64, 64), torch.rand(1))  # eleven input channels
+
+
+def test_draw_is_per_seed_keeps_the_surround_and_round_trips_through_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    model = PhotoDetailer(TINY).eval()
+    photos, vessels, fov = photos_and_maps(2)
+    fov[1, :, :20] = False  # a cut field of view
+    photos[1, :, :20] = 7
+    drawn = model.draw(photos, vessels, fov, [5, 6])
+    assert drawn.dtype == np.uint8 and drawn.shape == photos.shape
+    assert np.array_equal(drawn[1], model.draw(photos[1:], vessels[1:], fov[1:], [6])[0])  # photo k: its inputs and seed only
+    assert not np.array_equal(drawn[0], model.draw(photos[:1], vessels[:1], fov[:1], [7])[0])  # another seed, other detail
+    assert np.array_equal(drawn[1][~fov[1]], photos[1][~fov[1]])  # outside the FOV the photo is kept as it was
+    assert not np.array_equal(drawn[0][fov[0]], photos[0][fov[0]])
+    loaded, config = load_model(save_model(tmp_path / "ckpt", model, "photodetail"), expected_kind="photodetail")
+    assert config["model_config"]["widths"] == "8,16"
+    assert np.array_equal(loaded.draw(photos, vessels, fov, [5, 6]), drawn)
+
+
+def test_batch_of_picks_crops_and_flips_all_arrays_alike():
+    a = torch.arange(3 * 2 * 16 * 16, dtype=torch.float32).reshape(3, 2, 16, 16)
+    first, second = batch_of((a, a * 2), 6, 8, torch.Generator().manual_seed(0))
+    assert first.shape == (6, 2, 8, 8) and torch.equal(second, first * 2)
+    whole = batch_of((a,), 40, 0, torch.Generator().manual_seed(1))[0]
+    assert whole.shape == (40, 2, 16, 16)
+    views = {a[i].flip(dims).numpy().tobytes(): (i, dims) for i in range(3) for dims in [(), (1,), (2,), (1, 2)]}
+    assert all(p.numpy().tobytes() in views for p in whole)  # each pick is a photo, flipped or not
+    assert len({views[p.numpy().tobytes()][1] for p in whole}) == 4  # all four flips occur
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A photodetail checkpoint trained 3 steps on a tiny prepared set of 64-px photos."""
+    from retinagan.pipeline import PreparedSet, save_prepared
+
+    root = tmp_path_factory.mktemp("photodetail")
+    photos, vessels, fov = photos_and_maps(6)
+    prepared = PreparedSet(images=photos, fov=fov, vessels=vessels, grades=np.full(6, -1, np.int8),
+                           ids=np.array([f"p{i}" for i in range(6)]), sources=np.array(["test"] * 6),
+                           vessel_sources=np.array(["manual"] * 6), mirrored=np.zeros(6, bool))
+    data = save_prepared(prepared, root / "set.npz")
+    cfg = PhotoDetailTrainConfig(data=str(data), output=str(root / "run"), model=TINY, steps=3, batch_size=2, crop=32,
+                                 log_every=1, sample_every=100, state_every=2, device="cpu", bf16=False, holdout_every=3)
+    return train_photodetail(cfg), cfg
+
+
+def test_training_writes_a_checkpoint_samples_and_stats(trained):
+    folder, cfg = trained
+    config = read_config(folder, "photodetail")
+    assert config["steps"] == 3 and "4 real fundus photos" in config["training_data"]  # 6 photos, every 3rd held out
+    rows = [json.loads(line) for line in (folder.parent / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3] and all(np.isfinite(r["loss"]) for r in rows)
+    assert (folder.parent / "samples" / "final.png").is_file()
+
+
+def test_training_from_init_keeps_the_model_settings(trained, tmp_path):
+    folder, cfg = trained
+    cont = PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "cont"), init=str(folder), steps=1, batch_size=2,
+                                  sample_every=100, state_every=100, device="cpu", bf16=False, holdout_every=3)
+    again = train_photodetail(cont)
+    config = read_config(again, "photodetail")
+    assert config["model_config"]["widths"] == "8,16" and config["init"] == str(folder)
+    with pytest.raises(CheckpointError):
+        other = save_model(tmp_path / "vessel-detailer", VesselDetailer(DetailConfig(widths="8,16", image_size=64)), "detail")
+        train_photodetail(PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "bad"), init=str(other), steps=1, device="cpu"))
+
+
+def test_translator_redraws_detail_with_the_photo_detailer(trained, tmp_path):
+    folder, _ = trained
+    pix = save_model(tmp_path / "pix", Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64)).eval(), "pix2pix")
+    vessels = photos_and_maps(2)[1]
+    plain = FundusTranslator.load(pix).translate(vessels, look_seed=[1, 2])
+    translator = FundusTranslator.load(pix, photo_detail=folder)
+    detailed = translator.translate(vessels, look_seed=[1, 2])
+    assert detailed.shape == plain.shape and not np.array_equal(detailed, plain)
+    assert np.array_equal(detailed, translator.translate(vessels, look_seed=[1, 2]))  # seeded: the same photos again
+    assert np.array_equal(detailed[1], translator.translate(vessels[1:], look_seed=[2])[0])
+    outside = ~fov_disc(64)
+    assert not detailed[:, outside].any()  # black outside the FOV, as without it
+    translator.use_photo_detailer(None)
+    assert np.array_equal(translator.translate(vessels, look_seed=[1, 2]), plain)
+    with pytest.raises(RetinaganError, match="px"):
+        translator.use_photo_detailer(PhotoDetailer(PhotoDetailConfig(widths="8,16", image_size=128)))
+    with pytest.raises(CheckpointError):
+        FundusTranslator.load(pix, photo_detail=pix)  # a pix2pix checkpoint is no photo detailer
+
+
+def test_cli_generate_with_photo_detail_and_its_errors(trained, tmp_path, capsys):
+    folder, _ = trained
+    pix = save_model(tmp_path / "pix", Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64)).eval(), "pix2pix")
+    vae = save_model(tmp_path / "vae", VesselAutoencoder(AutoencoderConfig(latent_dim=8, base_channels=4, image_size=64)).eval(), "vae")
+    out = tmp_path / "out"
+    assert main(["generate", "--checkpoint", str(vae), "--translator", str(pix), "--photo-detail", str(folder),
+                 "--photo-detail-steps", "2", "--n", "2", "--output", str(out)]) == 0
+    rows = list(csv.DictReader((out / "manifest.csv").open()))
+    assert len(rows) == 2 and all("+photodetail:" in row["translator"] for row in rows)
+    assert main(["generate", "--checkpoint", str(vae), "--photo-detail", str(folder), "--n", "1", "--output", str(tmp_path / "o2")]) == 2
+    assert "need --translator" in capsys.readouterr().err
+    assert main(["generate", "--checkpoint", str(vae), "--translator", str(pix), "--photo-detail-steps", "2", "--n", "1",
+                 "--output", str(tmp_path / "o3")]) == 2
+    assert "--photo-detail-steps needs --photo-detail" in capsys.readouterr().err
+
+
+def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
+    """A checkpoints folder with a vessel model, a translator and a photo detailer: the Generate and
+    Export callbacks redraw the photos' detail when asked, the same seed giving the same photo."""
+    import shutil
+    import zipfile
+
+    import app
+    from retinagan.explorer import PHOTO_DETAILER, Explorer
+
+    folder, _ = trained
+    root = tmp_path / "checkpoints"
+    save_model(root / "aae-lsgan-128", VesselAutoencoder(AutoencoderConfig(latent_dim=8, base_channels=4, image_size=64)).eval(), "aae")
+    save_model(root / "pix2pix-grade", Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, appearance_dim=6)).eval(), "pix2pix")
+    ex = Explorer(root)
+    assert not ex.has_photo_detailer()
+    with pytest.raises(RetinaganError, match="no photo detailer"):
+        ex.generate("aae-lsgan-128", 0, photo_detail=True)
+    shutil.copytree(folder, root / PHOTO_DETAILER)
+    app.state.update(explorer=None, checkpoints=str(root), real_trees=None, data=None)
+    try:
+        vessels, plain, note_plain = app.generate(3, "unknown", "aae-lsgan-128")
+        same_vessels, detailed, note = app.generate(3, "unknown", "aae-lsgan-128", photo_detail=True)
+        assert np.array_equal(vessels, same_vessels) and not np.array_equal(plain, detailed)
+        assert "photo detailer" in note and "photo detailer" not in note_plain
+        assert np.array_equal(app.generate(3, "unknown", "aae-lsgan-128", photo_detail=True)[1], detailed)
+        assert np.array_equal(app.generate(3, "unknown", "aae-lsgan-128")[1], plain)  # the plain translator stays plain
+        path, message = app.export("aae-lsgan-128", 2, 0, [], photo_detail=True, progress=lambda *a, **k: None)
+        with zipfile.ZipFile(path) as archive:
+            manifest = [n for n in archive.namelist() if n.endswith("manifest.csv")][0]
+            rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
+        assert "photo detailer" in message and all(r["translator"].endswith("+photodetail:photodetail") for r in rows)
+        assert manifest.split("/")[0].endswith("-photodetail-seed0")
+    finally:
+        app.state.update(explorer=None, checkpoints=None, real_trees=None)
