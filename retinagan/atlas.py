@@ -61,7 +61,8 @@ def build_atlas(generator, prepared, folder: str | Path, samples: int = 200, dir
     meta = [{"id": str(i), "source": str(s), "grade": int(g)} for i, s, g in zip(prepared.ids, prepared.sources, prepared.grades)]
     info = {"method": method, "labels": labels, "meta": meta, "samples": samples,
             "explained_variance": [float(v) for v in (singular[:directions] ** 2 / (singular**2).sum())]}
-    save_file({"codes": codes, "points": points[: len(codes)], "sample_codes": sample_codes,
-               "sample_points": points[len(codes):], "directions": dirs, "scales": scales}, str(folder / ATLAS_TENSORS))
+    arrays = {"codes": codes, "points": points[: len(codes)], "sample_codes": sample_codes,
+              "sample_points": points[len(codes):], "directions": dirs, "scales": scales}
+    save_file({k: v.astype(np.float16) for k, v in arrays.items()}, str(folder / ATLAS_TENSORS))  # fp16, as shipped weights
     (folder / ATLAS_JSON).write_text(json.dumps(info, indent=1))
     return info

@@ -103,7 +103,7 @@ def load_atlas(folder: Path) -> Atlas | None:
 
     try:
         info = json.loads((folder / ATLAS_JSON).read_text())
-        arrays = load_file(str(folder / ATLAS_TENSORS))
+        arrays = {k: v.astype(np.float32) for k, v in load_file(str(folder / ATLAS_TENSORS)).items()}  # stored in fp16
         return Atlas(
             codes=arrays["codes"], points=arrays["points"], meta=info["meta"], sample_codes=arrays["sample_codes"],
             sample_points=arrays["sample_points"], directions=arrays["directions"], scales=arrays["scales"],

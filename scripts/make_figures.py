@@ -3,6 +3,7 @@
 python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
                                |refine [checkpoint ...]|end2end LABEL=VESSEL_CKPT,TRANSLATOR ...
                                |fine VESSEL_CKPT TRANSLATOR|detail VESSEL_CKPT TRANSLATOR DETAILER
+                               |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -189,6 +190,23 @@ def detail_figure(vessel_checkpoint: str, translator: str, detailer: str, seeds:
     Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "detail-samples.jpg", quality=88)
 
 
+def photodetail_figure(vessel_checkpoint: str, translator: str, photo_detailer: str, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+    """Per seed (a row): the translator's photo of a sampled tree, the same photo with its fine
+    detail redrawn by the photo detailer, and the middle of each at 2x."""
+    from retinagan.inference import FundusTranslator, VesselGenerator
+
+    trees = VesselGenerator.load(vessel_checkpoint).sample(list(seeds))
+    plain = FundusTranslator.load(translator).translate(trees, look_seed=list(seeds))
+    detailed = FundusTranslator.load(translator, photo_detail=photo_detailer).translate(trees, look_seed=list(seeds))
+    side = plain.shape[1]
+    zoom = lambda photo: np.asarray(Image.fromarray(photo[side // 4: 3 * side // 4, side // 4: 3 * side // 4]).resize((side, side), Image.NEAREST))  # noqa: E731
+    tiles = []
+    for k, seed in enumerate(seeds):
+        tiles += [labelled(plain[k], f"translated, seed {seed}"), labelled(detailed[k], "detail redrawn"),
+                  labelled(zoom(plain[k]), "middle, 2x"), labelled(zoom(detailed[k]), "middle, 2x")]
+    Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "photodetail-samples.jpg", quality=90)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
@@ -203,6 +221,8 @@ if __name__ == "__main__":
         fine_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "detail":
         detail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "photodetail":
+        photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "end2end":
         end2end_figure(sys.argv[2:])
     else:

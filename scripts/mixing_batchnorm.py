@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -172,6 +172,8 @@ def main() -> None:
     parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
                         help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
                              "drawn once and kept in OUTPUT/detail-trees.npz for the detailer's weights)")
+    parser.add_argument("--photo-detail", metavar="CHECKPOINT", help="the other pairs' photos get their fine detail redrawn by this photo detailer")
+    parser.add_argument("--photo-detail-steps", type=int, help="its sampling steps (default: the checkpoint's)")
     args = parser.parse_args()
     if args.added and (args.mode != "domain" or args.real_share != parser.get_default("real_share")):
         parser.error("--added needs mode domain and takes the place of --real-share")
@@ -185,7 +187,8 @@ def main() -> None:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
         parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
-    translator = FundusTranslator.load(args.translator)
+    translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail)
+    translator.photo_detail_steps = args.photo_detail_steps
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
@@ -278,12 +281,12 @@ def main() -> None:
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
-        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "")
+        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),

@@ -160,6 +160,27 @@ def test_thin_vessel_options_redraw_the_tree(page):
     assert page.errors == []
 
 
+@pytest.mark.skipif(not (CHECKPOINTS / "photodetail" / "config.json").is_file(), reason="no shipped photo detailer in checkpoints/photodetail")
+def test_photo_detail_box_redraws_the_photo(page):
+    idle(page)
+    before = image_src(page, "#gen-photo")
+    plain = shot(page, "generate-photo-plain", "#gen-photo img")
+    page.locator("#gen-photodetail input").check()
+    page.wait_for_function(
+        "(before) => { const i = document.querySelector('#gen-photo img'); return i && i.src !== before; }", arg=before, timeout=60000
+    )
+    idle(page)
+    assert "photo detailer" in page.locator("#gen-message").inner_text()
+    detailed = shot(page, "generate-photo-detailed", "#gen-photo img")
+    shot(page, "tab-generate-photodetail")
+    assert detailed.shape == plain.shape and not_blank(detailed)
+    assert 1 < np.abs(detailed.astype(int) - plain.astype(int)).mean() < 30  # the detail changed, not the photo
+    page.locator("#gen-photodetail input").uncheck()
+    idle(page)
+    assert "photo detailer" not in page.locator("#gen-message").inner_text()
+    assert page.errors == []
+
+
 def test_interpolation_renders_a_strip(page):
     page.get_by_role("tab", name="Interpolate").click()
     page.get_by_role("button", name="Interpolate").click()
