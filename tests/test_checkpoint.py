@@ -26,6 +26,7 @@ TINY_CONFIGS = {
     "aae": {"latent_dim": 8, "base_channels": 4, "image_size": 64, "feature_dim": 16},
     "pix2pix": {"base_channels": 4, "image_size": 64, "grades": 5},
     "detail": {"widths": "8,16", "image_size": 64},
+    "photodetail": {"widths": "8,16", "image_size": 64},
 }
 
 
@@ -36,6 +37,9 @@ def run_tiny(kind: str, model, x: torch.Tensor) -> torch.Tensor:
         return model(torch.cat([x, (x > 0.5).float()], dim=1), torch.tensor([0, -1]))
     if kind == "detail":
         return model(torch.cat([x, x, (x > 0.5).float(), x], dim=1), torch.tensor([0.2, 0.9]))
+    if kind == "photodetail":  # noisy detail, coarse photo, vessels, FOV, estimate
+        return model(torch.cat([x.repeat(1, 3, 1, 1), x.repeat(1, 3, 1, 1), x > 0.5, x > 0.2, x.repeat(1, 3, 1, 1)], dim=1).float(),
+                     torch.tensor([0.2, 0.9]))
     return model.decode(model.encode(x))
 
 
@@ -45,7 +49,7 @@ def test_every_registered_model_builds_runs_and_round_trips(tmp_path):
         model = build_model(kind, TINY_CONFIGS[kind]).eval()
         x = torch.rand(2, 1, 64, 64)
         out = run_tiny(kind, model, x)
-        assert out.shape == (2, 3 if kind == "pix2pix" else 1, 64, 64)
+        assert out.shape == (2, 3 if kind in ("pix2pix", "photodetail") else 1, 64, 64)
         save_model(tmp_path / kind, model, kind)
         loaded, _ = load_model(tmp_path / kind, expected_kind=kind)
         with torch.no_grad():

@@ -56,54 +56,64 @@ def alpha_bar(t: torch.Tensor, min_alpha: float = 1e-5) -> torch.Tensor:
     return (torch.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2).clamp(min_alpha, 1 - min_alpha)
 
 
-@register_model("detail", DetailConfig)
-class VesselDetailer(nn.Module):
-    """U-Net on (noisy map, coarse tree, FOV, estimate) + time -> logits of the clean map.
+class TimeUNet(nn.Module):
+    """U-Net with a time input, shared by the diffusion models here and in
+    retinagan.models.photodetail: space-to-depth in and sub-pixel out, so every convolution
+    works at half the input's side (4x cheaper); one residual block per level, GroupNorm (an
+    image's result does not depend on the others in its batch); `mid_blocks` blocks at the
+    bottom (one: stored as `mid`, more: as `mid.0`, `mid.1`, ...)."""
 
-    Space-to-depth in and sub-pixel out, so every convolution works at half the map's side (4x
-    cheaper); GroupNorm, so a map's result does not depend on the others in its batch."""
-
-    def __init__(self, config: DetailConfig):
+    def __init__(self, widths: tuple[int, ...], inputs: int, outputs: int, mid_blocks: int = 1):
         super().__init__()
-        self.config = config
-        widths = config.levels()
+        self.base_width = widths[0]
         time_dim = widths[0] * 4
         self.time = nn.Sequential(nn.Linear(widths[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        self.stem = nn.Conv2d(INPUTS * 4, widths[0], 3, padding=1)
+        self.stem = nn.Conv2d(inputs * 4, widths[0], 3, padding=1)
         self.down, cin = nn.ModuleList(), widths[0]
         for width in widths:
             self.down.append(TimeBlock(cin, width, time_dim))
             cin = width
-        self.mid = TimeBlock(cin, cin, time_dim)
+        blocks = [TimeBlock(cin, cin, time_dim) for _ in range(mid_blocks)]
+        self.mid = blocks[0] if mid_blocks == 1 else nn.ModuleList(blocks)
         self.up = nn.ModuleList()
         for width in reversed(widths):
             self.up.append(TimeBlock(cin + width, width, time_dim))
             cin = width
-        self.head = nn.Conv2d(cin, 4, 3, padding=1)
+        self.head = nn.Conv2d(cin, outputs * 4, 3, padding=1)
 
     def embed(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.config.levels()[0] // 2
+        half = self.base_width // 2
         freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
         angles = t[:, None] * 1000.0 * freqs[None]
         return self.time(torch.cat([angles.sin(), angles.cos()], 1))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(B, 4, S, S) inputs (noisy map in [-1, 1]-ish, coarse tree, FOV, estimate), (B,) times
-        in [0, 1] -> (B, 1, S, S) logits of the clean map."""
+        """(B, inputs, S, S), (B,) times in [0, 1] -> (B, outputs, S, S)."""
         temb = self.embed(t)
-        h = self.stem(F.pixel_unshuffle(x, 2))  # (B, 16, S/2, S/2)
+        h = self.stem(F.pixel_unshuffle(x, 2))
         skips = []
         for i, block in enumerate(self.down):
             h = block(h, temb)
             skips.append(h)
             if i < len(self.down) - 1:
                 h = F.avg_pool2d(h, 2)
-        h = self.mid(h, temb)
+        for block in self.mid if isinstance(self.mid, nn.ModuleList) else [self.mid]:
+            h = block(h, temb)
         for i, block in enumerate(self.up):
             if i > 0:
                 h = F.interpolate(h, scale_factor=2, mode="nearest")
             h = block(torch.cat([h, skips.pop()], 1), temb)
-        return F.pixel_shuffle(self.head(F.silu(h)), 2)  # (B, 1, S, S)
+        return F.pixel_shuffle(self.head(F.silu(h)), 2)
+
+
+@register_model("detail", DetailConfig)
+class VesselDetailer(TimeUNet):
+    """TimeUNet on (noisy map in [-1, 1]-ish, coarse tree, FOV, estimate) + time -> (B, 1, S, S)
+    logits of the clean map."""
+
+    def __init__(self, config: DetailConfig):
+        super().__init__(config.levels(), INPUTS, 1)
+        self.config = config
 
     def noised(self, clean: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Binary maps (0/1) -> the diffusion's state at times t (one per map)."""

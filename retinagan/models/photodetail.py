@@ -13,16 +13,13 @@ the coarse part), so it learns what real detail looks like under a given coarse 
 from __future__ import annotations
 
 import contextlib
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from retinagan.losses import gaussian_blur
-from retinagan.models.detail import TimeBlock, alpha_bar
+from retinagan.models.detail import TimeUNet, alpha_bar
 from retinagan.models.registry import register_model
 
 # noisy detail (3), coarse photo (3), vessel map (1), FOV (1), self-conditioning estimate (3)
@@ -52,53 +49,13 @@ def split_photo(photos: torch.Tensor, fov: torch.Tensor, sigma: float) -> tuple[
 
 
 @register_model("photodetail", PhotoDetailConfig)
-class PhotoDetailer(nn.Module):
-    """U-Net on (noisy detail, coarse photo, vessels, FOV, estimate) + time -> v of the detail.
-
-    Space-to-depth in and sub-pixel out (every convolution at half the photo's side), GroupNorm
-    (a photo's result does not depend on the others in its batch)."""
+class PhotoDetailer(TimeUNet):
+    """TimeUNet (two middle blocks) on (noisy detail, coarse photo, vessels, FOV, estimate) + time
+    -> (B, 3, S, S) v prediction of the detail."""
 
     def __init__(self, config: PhotoDetailConfig):
-        super().__init__()
+        super().__init__(config.levels(), INPUTS, 3, mid_blocks=2)
         self.config = config
-        widths = config.levels()
-        time_dim = widths[0] * 4
-        self.time = nn.Sequential(nn.Linear(widths[0], time_dim), nn.SiLU(), nn.Linear(time_dim, time_dim))
-        self.stem = nn.Conv2d(INPUTS * 4, widths[0], 3, padding=1)
-        self.down, cin = nn.ModuleList(), widths[0]
-        for width in widths:
-            self.down.append(TimeBlock(cin, width, time_dim))
-            cin = width
-        self.mid = nn.ModuleList([TimeBlock(cin, cin, time_dim), TimeBlock(cin, cin, time_dim)])
-        self.up = nn.ModuleList()
-        for width in reversed(widths):
-            self.up.append(TimeBlock(cin + width, width, time_dim))
-            cin = width
-        self.head = nn.Conv2d(cin, 3 * 4, 3, padding=1)
-
-    def embed(self, t: torch.Tensor) -> torch.Tensor:
-        half = self.config.levels()[0] // 2
-        freqs = torch.exp(-math.log(1000.0) * torch.arange(half, device=t.device) / half)
-        angles = t[:, None] * 1000.0 * freqs[None]
-        return self.time(torch.cat([angles.sin(), angles.cos()], 1))
-
-    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        """(B, 11, S, S) inputs, (B,) times in [0, 1] -> (B, 3, S, S) v prediction."""
-        temb = self.embed(t)
-        h = self.stem(F.pixel_unshuffle(x, 2))
-        skips = []
-        for i, block in enumerate(self.down):
-            h = block(h, temb)
-            skips.append(h)
-            if i < len(self.down) - 1:
-                h = F.avg_pool2d(h, 2)
-        for block in self.mid:
-            h = block(h, temb)
-        for i, block in enumerate(self.up):
-            if i > 0:
-                h = F.interpolate(h, scale_factor=2, mode="nearest")
-            h = block(torch.cat([h, skips.pop()], 1), temb)
-        return F.pixel_shuffle(self.head(F.silu(h)), 2)
 
     def inputs(self, x: torch.Tensor, coarse: torch.Tensor, vessels: torch.Tensor, fov: torch.Tensor,
                estimate: torch.Tensor) -> torch.Tensor:
