@@ -35,7 +35,8 @@ TREES_INFO = ("the vessel models leave out the thinnest vessels. The detailer, a
               "lesion detector may count as microaneurysms")
 PHOTO_DETAIL_INFO = ("the translator's photos lack real photos' fine grain, specks and sharp edges. The photo detailer, a "
                      "diffusion model trained on real photos, keeps each photo's coarse part and draws its detail finer than "
-                     "4 px anew (under a second a photo on a CPU; the same seed, the same photo)")
+                     "4 px anew (under a second a photo on a CPU; the same seed, the same photo). More realistic to look at, but "
+                     "a segmenter trained on such pairs did worse (README): leave it off for segmentation training data")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
