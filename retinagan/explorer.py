@@ -222,8 +222,9 @@ class Explorer:
         def detailed():
             from retinagan.checkpoint import load_model
 
+            detailer = self._load("photodetailer", lambda: load_model(self.root / PHOTO_DETAILER, expected_kind="photodetail")[0])
             painter = copy.copy(translator)  # shares the translator's network; the plain one stays plain
-            painter.use_photo_detailer(load_model(self.root / PHOTO_DETAILER, expected_kind="photodetail")[0])
+            painter.use_photo_detailer(detailer)  # one detailer network for every translator
             return painter
 
         return self._load(("translator+photodetail", label), detailed)

@@ -453,7 +453,8 @@ class FundusTranslator:
                 raise ValueError(f"{len(seeds)} look seeds for {len(x)} maps")
             looks = torch.from_numpy(np.stack([self.look(s) for s in seeds])).to(x.device)
         self.model.eval()
-        texture = self.texture(look_seed if look_seed is not None else (noise_seed or 0), len(x), x.device)
+        grain_seed = look_seed if look_seed is not None else (noise_seed or 0)  # the texture noise's and the photo detailer's
+        texture = self.texture(grain_seed, len(x), x.device)
         pick = lambda t, i: None if t is None else t[i : i + 1]  # noqa: E731
         if noise_seed is None:
             photos = self.model(x, grades, looks, texture)
@@ -468,8 +469,8 @@ class FundusTranslator:
         if lesions and not self.draws_lesions:
             out = np.stack([paint(photo, list(found), f) if found else photo for photo, found, f in zip(out, lesions, fov)])
         if self.photo_detailer is not None:
-            seeds = look_seed if look_seed is not None else (noise_seed or 0)
-            seeds = [0 if s is None else int(s) for s in (seeds if isinstance(seeds, (list, tuple, np.ndarray)) else [seeds] * len(out))]
+            many = isinstance(grain_seed, (list, tuple, np.ndarray))
+            seeds = [0 if s is None else int(s) for s in (grain_seed if many else [grain_seed] * len(out))]
             from tqdm import tqdm
 
             with tqdm(total=len(out), desc="photo detail", unit="photo", leave=False, disable=len(out) < 4) as bar:
