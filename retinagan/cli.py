@@ -64,9 +64,7 @@ def load_translator(folder: str, args):
         raise RetinaganError("--photo-detail-steps needs --photo-detail")
     if args.photo_detail_steps is not None and args.photo_detail_steps < 1:
         raise RetinaganError("--photo-detail-steps must be at least 1")
-    translator = FundusTranslator.load(folder, photo_detail=args.photo_detail)
-    translator.photo_detail_steps = args.photo_detail_steps
-    return translator
+    return FundusTranslator.load(folder, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
 
 
 def tree_generator(args, folder: str):

@@ -339,12 +339,14 @@ class FundusTranslator:
         return painter
 
     @classmethod
-    def load(cls, folder: str | Path, device: str = "cpu", photo_detail: str | Path | None = None) -> "FundusTranslator":
-        """photo_detail: a photodetail checkpoint that redraws every photo's fine detail (use_photo_detailer)."""
+    def load(cls, folder: str | Path, device: str = "cpu", photo_detail: str | Path | None = None,
+             photo_detail_steps: int | None = None) -> "FundusTranslator":
+        """photo_detail: a photodetail checkpoint that redraws every photo's fine detail, in
+        photo_detail_steps sampling steps (default: its own; use_photo_detailer)."""
         model, config = load_model(folder, expected_kind="pix2pix", device=device)
         translator = cls(fold_batchnorm(model), config)
         if photo_detail:
-            translator.use_photo_detailer(load_model(photo_detail, expected_kind="photodetail", device=device)[0])
+            translator.use_photo_detailer(load_model(photo_detail, expected_kind="photodetail", device=device)[0], photo_detail_steps)
         return translator
 
     def use_photo_detailer(self, detailer: torch.nn.Module | None, steps: int | None = None) -> None:

@@ -187,8 +187,7 @@ def main() -> None:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
         parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
-    translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail)
-    translator.photo_detail_steps = args.photo_detail_steps
+    translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks

@@ -42,11 +42,12 @@ class EMA:
             ema_b.copy_(b)
 
 
-def cosine_lr(step: int, total: int, base: float, warmup: int = 100) -> float:
+def cosine_lr(step: int, total: int, base: float, warmup: int = 100, floor: float = 0.02) -> float:
+    """Linear warm-up over `warmup` steps, then a cosine from base down to floor x base at `total`."""
     if step < warmup:
         return base * (step + 1) / warmup
     progress = (step - warmup) / max(1, total - warmup)
-    return base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+    return base * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
 def pick_device(name: str) -> torch.device:

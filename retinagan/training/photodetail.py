@@ -24,7 +24,7 @@ from retinagan.models.detail import alpha_bar
 from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
-from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, pick_device, resume_run, seed_everything, step_context
+from retinagan.training.common import EMA, LossSums, cosine_lr, Schedule, bf16_units, pick_device, resume_run, seed_everything, step_context
 from retinagan.visual import save_grid
 
 
@@ -131,8 +131,8 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
         position = schedule.position(step)
         if position >= cfg.steps:
             break
-        for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10
-            group["lr"] = cfg.lr * (0.55 + 0.45 * np.cos(np.pi * position / cfg.steps))
+        for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10, no warm-up
+            group["lr"] = cosine_lr(position, cfg.steps, cfg.lr, warmup=0, floor=0.1)
         batch = batch_of((photos, vessels, fovs), cfg.batch_size, cfg.crop, generators["data"])
         sums.add({"loss": train_step(model, optimizers["model"], *batch, cfg, generators["data"], device)})
         ema.update(model, step + 1)
