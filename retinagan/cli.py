@@ -54,17 +54,22 @@ def add_photo_detail_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--photo-detail", metavar="CHECKPOINT",
                         help="a photodetail checkpoint (python train.py photodetail): every photo's fine detail is redrawn by it")
     parser.add_argument("--photo-detail-steps", type=int, metavar="N", help="its sampling steps (default: the checkpoint's)")
+    parser.add_argument("--any-look", action="store_true",
+                        help="pick each photo's look among every training photo's, whatever its FOV (as before 2026-11-28; "
+                             "default: among those whose FOV is shaped like the photo's)")
 
 
 def load_translator(folder: str, args):
-    """The translator at folder, with the photo detailer of add_photo_detail_option."""
+    """The translator at folder, with the photo detailer and look matching of add_photo_detail_option."""
     from retinagan.inference import FundusTranslator
 
     if args.photo_detail_steps is not None and not args.photo_detail:
         raise RetinaganError("--photo-detail-steps needs --photo-detail")
     if args.photo_detail_steps is not None and args.photo_detail_steps < 1:
         raise RetinaganError("--photo-detail-steps must be at least 1")
-    return FundusTranslator.load(folder, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
+    translator = FundusTranslator.load(folder, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
+    translator.match_look_to_fov = not args.any_look
+    return translator
 
 
 def tree_generator(args, folder: str):
@@ -284,7 +289,8 @@ def _metrics_key(name: str, args) -> str:
     """Where --store keeps a result: scores of trees with procedural fine vessels or the detailer, or of photos redrawn by a
     photo detailer, never replace the model's own."""
     name = f"{name}_fine_vessels" if args.fine_vessels else f"{name}_detail" if args.detail else name
-    return f"{name}_photodetail" if getattr(args, "photo_detail", None) else name
+    name = f"{name}_photodetail" if getattr(args, "photo_detail", None) else name
+    return f"{name}_anylook" if getattr(args, "any_look", False) else name
 
 
 def cmd_evaluate(args) -> int:
@@ -467,6 +473,8 @@ def cmd_generate(args) -> int:
     translator_name = Path(args.translator).name if args.translator else ""
     if args.photo_detail:
         translator_name += f"+photodetail:{Path(args.photo_detail).name}"
+    if args.any_look:
+        translator_name += "+anylook"
     if args.looks_from:
         if translator is None:
             raise RetinaganError("--looks-from needs --translator")

@@ -18,6 +18,7 @@ from retinagan.lesions import Lesion, compose_for_grade, edited_region, paint
 from retinagan.lesions import lesion_maps as lesion_maps_of
 from retinagan.losses import bce_dice_per_map
 from retinagan.models.layers import fold_batchnorm
+from retinagan.models.pix2pix import fov_shape, read_fov_shapes
 
 
 class Segmenter:
@@ -294,6 +295,11 @@ def looks_from_files(files: list, size: int) -> np.ndarray:
     return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
 
 
+
+LOOK_FOV_TOLERANCE = 0.01  # mean difference of two FOV shapes (fov_shape) under which their looks are interchangeable
+LOOK_FOV_LEAST = 8  # a FOV unlike every training photo's still picks among the 8 nearest
+
+
 class FundusTranslator:
     """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
 
@@ -307,16 +313,33 @@ class FundusTranslator:
         self.photo_detail_steps: int | None = None
         bank = config.get("appearance_bank") or []
         self.looks = np.asarray(bank, dtype=np.float32).reshape(len(bank), -1) if bank else np.zeros((0, model.config.appearance_dim), np.float32)
+        # each bank look's FOV shape (fov_shape): looks are picked among the training photos whose FOV
+        # is shaped like the one asked for (look); None (a bank stored without them): among all
+        self.look_fovs = read_fov_shapes(config.get("appearance_fov"), len(self.looks))
+        self.match_look_to_fov = True  # False: look_seed picks among every training photo's look, whatever the FOV
 
-    def look(self, seed: int | None) -> np.ndarray | None:
-        """The appearance input: a training photo's look picked by seed, or their mean (None)."""
+    def look(self, seed: int | None, fov: np.ndarray | None = None) -> np.ndarray | None:
+        """The appearance input: a training photo's look picked by seed, or their mean (None).
+        With a FOV mask (S, S), and the bank's FOV shapes known, the pick is among the training
+        photos whose FOV is shaped like it (looks_for_fov): a camera's colours come with its FOV."""
         if self.model.config.appearance_dim == 0:
             return None
         if len(self.looks) == 0:
             return np.zeros(self.model.config.appearance_dim, np.float32)
+        looks = self.looks if fov is None else self.looks[self.looks_for_fov(fov)]
         if seed is None:
-            return self.looks.mean(0)
-        return self.looks[np.random.default_rng(int(seed)).integers(len(self.looks))]
+            return looks.mean(0)
+        return looks[np.random.default_rng(int(seed)).integers(len(looks))]
+
+    def looks_for_fov(self, fov: np.ndarray) -> np.ndarray:
+        """Indices of the bank's looks a photo with this FOV mask (S, S) picks among: the training
+        photos whose FOV shape (fov_shape) differs from it by at most LOOK_FOV_TOLERANCE, and at
+        least the LOOK_FOV_LEAST nearest; every look when the shapes are unknown or matching is off."""
+        if self.look_fovs is None or not self.match_look_to_fov:
+            return np.arange(len(self.looks))
+        distance = np.abs(self.look_fovs - fov_shape(fov)).mean(1)
+        order = np.argsort(distance, kind="stable")
+        return order[: max(LOOK_FOV_LEAST, int((distance <= LOOK_FOV_TOLERANCE).sum()))]
 
     def use_looks(self, looks: np.ndarray) -> None:
         """Replace the looks that look_seed picks from (the training photos') by these (K, 6),
@@ -326,7 +349,7 @@ class FundusTranslator:
         looks = np.asarray(looks, dtype=np.float32)
         if looks.ndim != 2 or len(looks) == 0 or looks.shape[1] != self.model.config.appearance_dim:
             raise ValueError(f"looks must be (K >= 1, {self.model.config.appearance_dim}), got {looks.shape}")
-        self.looks = looks
+        self.looks, self.look_fovs = looks, None  # the photos given are the camera asked for: picked among whatever the FOV
 
     def with_looks_from(self, files: list) -> "FundusTranslator":
         """A copy whose look_seed picks among these photos' looks (looks_from_files) instead of
@@ -398,7 +421,8 @@ class FundusTranslator:
         noise_seed: None runs the generator without its dropout noise (one photo per map);
         an int turns the dropout on with that seed, per map, so the result is reproducible.
         look_seed: the photo's overall look (colour, contrast) is a training photo's, picked by
-        this seed (one per map, or one for all); None gives the average look. A model with
+        this seed (one per map, or one for all) among those with a FOV shaped like the map's
+        (look); None gives their average look. A model with
         texture noise draws each photo's grain from the same seed (else from noise_seed, else 0),
         per map: the same seed gives the same photo whatever else is in the batch.
         lesions: one list of lesions per map (None: none). A lesion-drawing model takes them as
@@ -453,7 +477,7 @@ class FundusTranslator:
             seeds = look_seed if isinstance(look_seed, (list, tuple, np.ndarray)) else [look_seed] * len(x)
             if len(seeds) != len(x):
                 raise ValueError(f"{len(seeds)} look seeds for {len(x)} maps")
-            looks = torch.from_numpy(np.stack([self.look(s) for s in seeds])).to(x.device)
+            looks = torch.from_numpy(np.stack([self.look(s, f) for s, f in zip(seeds, fov)])).to(x.device)
         self.model.eval()
         grain_seed = look_seed if look_seed is not None else (noise_seed or 0)  # the texture noise's and the photo detailer's
         texture = self.texture(grain_seed, len(x), x.device)

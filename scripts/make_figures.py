@@ -3,7 +3,7 @@
 python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_CKPT TRANSLATOR|grades VESSEL_CKPT TRANSLATOR
                                |refine [checkpoint ...]|end2end LABEL=VESSEL_CKPT,TRANSLATOR ...
                                |fine VESSEL_CKPT TRANSLATOR|detail VESSEL_CKPT TRANSLATOR DETAILER
-                               |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER
+                               |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER|looks VESSEL_CKPT TRANSLATOR
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -207,6 +207,27 @@ def photodetail_figure(vessel_checkpoint: str, translator: str, photo_detailer: 
     Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "photodetail-samples.jpg", quality=90)
 
 
+def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, ...] = (1.0, 0.9, 0.85, 0.8), seeds: tuple[int, ...] = (0, 1)) -> None:
+    """Per seed, two rows: one sampled tree in FOVs of these heights, its look picked (look seed =
+    the seed) among every training photo's (--any-look, as before 2026-11-28), then among those
+    whose FOV is shaped like it (the default)."""
+    from retinagan.data.preprocess import fov_disc
+    from retinagan.inference import FundusTranslator, VesselGenerator
+
+    painter = FundusTranslator.load(translator)
+    tiles = []
+    for seed in seeds:
+        tree = VesselGenerator.load(vessel_checkpoint).sample([seed])
+        for match in (False, True):
+            painter.match_look_to_fov = match
+            for height in heights:
+                fov = fov_disc(painter.size, height)
+                photo = painter.translate(tree, fov, look_seed=seed)[0]
+                text = f"seed {seed}, FOV {height:g}: " + (f"fitted ({len(painter.looks_for_fov(fov))})" if match else "any")
+                tiles.append(labelled(photo, text))
+    Image.fromarray(grid(np.stack(tiles), columns=len(heights))).save(DOCS / "looks-by-fov.jpg", quality=90)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
@@ -223,6 +244,8 @@ if __name__ == "__main__":
         detail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "photodetail":
         photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
+    elif sys.argv[1] == "looks":
+        looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
         end2end_figure(sys.argv[2:])
     else:

@@ -28,6 +28,7 @@ def test_joint_training_writes_both_stages_and_they_generate(prepared_maps, tmp_
     vessels, translator = read_config(folder / "vessels", "aae"), read_config(folder / "translator", "pix2pix")
     assert "end to end (joint)" in vessels["trained"] and 0 <= vessels["metrics"]["holdout_reconstruction_dice"] <= 1
     assert 0 < translator["metrics"]["holdout_l1"] < 255 and len(translator["appearance_bank"]) > 0
+    assert len(translator["appearance_fov"]) == len(translator["appearance_bank"])  # each look with its FOV shape
     code = main(["generate", "--checkpoint", str(folder / "vessels"), "--translator", str(folder / "translator"),
                  "--n", "2", "--output", str(tmp_path / "out")])
     assert code == 0 and len(list((tmp_path / "out" / "fundus").glob("*.png"))) == 2

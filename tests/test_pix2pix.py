@@ -13,7 +13,8 @@ from retinagan.cli import main
 from retinagan.inference import FundusTranslator, degrid, fov_disc, nyquist_notch
 from retinagan.metrics.evaluate_fundus import nyquist_share
 from retinagan.models.autoencoder import AutoencoderConfig
-from retinagan.models.pix2pix import LUMA, DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.errors import CheckpointError
+from retinagan.models.pix2pix import LUMA, DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, fov_shape, look_bank
 from retinagan.training.autoencoder import AutoencoderTrainConfig, train_autoencoder
 from retinagan.training.common import diff_augment, parse_disc_augment
 from retinagan.training.pix2pix import Pix2PixTrainConfig, load_pairs, train_pix2pix
@@ -132,6 +133,10 @@ def test_generate_pairs_cli(prepared_maps, tmp_path):
     assert (out / "fundus" / "000000.png").is_file()
     assert main(["generate", "--checkpoint", str(vae), "--grade", "2", "--n", "1", "--output", str(tmp_path / "x")]) == 2
     assert main(args[:5] + ["--grade", "7", "--n", "1", "--output", str(tmp_path / "y")]) == 2  # grades are 0-4
+    # --any-look: the old pick among every training look, named in the manifest.
+    assert main(args[:5] + ["--any-look", "--n", "1", "--output", str(tmp_path / "any")]) == 0
+    with open(tmp_path / "any" / "manifest.csv") as f:
+        assert next(csv.DictReader(f))["translator"] == "checkpoint+anylook"
     assert main(args[:5] + ["--grade", "3", "--n", "2", "--output", str(tmp_path / "z")]) == 0
     with open(tmp_path / "z" / "manifest.csv") as f:
         assert [r["grade"] for r in csv.DictReader(f)] == ["3", "3"]
@@ -148,6 +153,7 @@ def test_appearance_input_changes_the_look_and_is_seeded(prepared_maps, tmp_path
     folder = train_pix2pix(short_config(prepared_maps, tmp_path / "run", steps=3))
     translator = FundusTranslator.load(folder)
     assert translator.looks.shape == (3, 6)  # one look per training photo (5 photos, 2 held out)
+    assert translator.look_fovs.shape == (3, 256) and translator.look_fovs.min() >= 0  # and its FOV's shape
     # The 3-step model is still saturated (all black); check the look's effect on a fresh one.
     translator = FundusTranslator(Pix2PixGenerator(TINY).eval(), {"appearance_bank": translator.looks.tolist()})
     torch.nn.init.normal_(translator.model.condition[-1].weight, std=0.5)
@@ -166,6 +172,54 @@ def test_appearance_input_changes_the_look_and_is_seeded(prepared_maps, tmp_path
         translator.translate(vessels, looks=np.zeros((2, 6)))
     with pytest.raises(ValueError, match="takes no look"):
         FundusTranslator(Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=128)).eval(), {}).translate(vessels, looks=np.zeros((1, 6)))
+
+
+def test_fov_shape_tells_cameras_apart():
+    disc, cut, small = fov_disc(256), fov_disc(256, 0.8), np.zeros((256, 256), bool)
+    small[64:192, 64:192] = fov_disc(128)
+    shapes = fov_shape(np.stack([disc, cut, small]))
+    assert shapes.shape == (3, 256) and shapes.min() >= 0 and shapes.max() == 1
+    assert np.isclose(shapes[0].mean(), disc.mean()) and np.isclose(shapes[1].mean(), cut.mean())
+    assert np.abs(shapes[0] - shapes[1]).mean() > 0.05 and np.abs(shapes[0] - shapes[2]).mean() > 0.2
+    assert np.array_equal(fov_shape(disc), shapes[0])  # one mask or many
+    assert fov_shape(fov_disc(128)).shape == (256,)  # any size: a 16 x 16 grid
+
+
+def test_looks_are_picked_among_photos_with_a_fov_like_the_one_asked_for():
+    disc, cut = fov_disc(128), fov_disc(128, 0.75)
+    looks = np.array([[0.1 * k] * 6 for k in range(10)], np.float32)  # looks 0-5 from a full-disc camera, 6-9 from a cut one
+    config = look_bank(looks, np.stack([disc] * 6 + [cut] * 4))
+    assert set(config) == {"appearance_bank", "appearance_fov"} and all(len(text) == 512 for text in config["appearance_fov"])
+    translator = FundusTranslator(Pix2PixGenerator(TINY).eval(), config)
+    assert np.abs(translator.look_fovs - fov_shape(np.stack([disc] * 6 + [cut] * 4))).max() <= 0.5 / 255
+    picked = lambda fov: {round(float(translator.look(seed, fov)[0]), 1) for seed in range(60)}  # noqa: E731
+    assert picked(disc) == {0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}  # the six discs, then the nearest cut ones to make 8
+    translator_cut = picked(cut)
+    assert {0.6, 0.7, 0.8, 0.9} <= translator_cut and len(translator_cut) == 8
+    assert np.allclose(translator.look(None, cut), looks[translator.looks_for_fov(cut)].mean(0))
+    # In translate: look_seed's pick follows each map's FOV, as look(seed, fov) does.
+    torch.nn.init.normal_(translator.model.condition[-1].weight, std=0.5)
+    vessels = np.zeros((2, 128, 128), bool)
+    fovs = np.stack([disc, cut])
+    made = translator.translate(vessels, fovs, look_seed=[3, 3])
+    given = np.stack([translator.look(3, disc), translator.look(3, cut)])
+    assert np.array_equal(made, translator.translate(vessels, fovs, look_seed=[3, 3], looks=given))
+    # Matching off, or a bank stored without FOV shapes: every look, picked as before.
+    translator.match_look_to_fov = False
+    assert picked(cut) == {round(0.1 * k, 1) for k in range(10)}
+    old = FundusTranslator(Pix2PixGenerator(TINY).eval(), {"appearance_bank": looks.tolist()})
+    assert old.look_fovs is None and all(np.array_equal(old.look(s, cut), old.look(s)) for s in range(20))
+    translator.match_look_to_fov = True
+    translator.use_looks(looks[:2])  # the user's own photos' looks: picked among, whatever the FOV
+    assert translator.look_fovs is None and {round(float(translator.look(s, cut)[0]), 1) for s in range(30)} == {0.0, 0.1}
+
+
+def test_a_damaged_fov_bank_is_a_clear_checkpoint_error():
+    config = look_bank(np.zeros((3, 6)), np.stack([fov_disc(128)] * 3))
+    with pytest.raises(CheckpointError, match="3 looks"):
+        FundusTranslator(Pix2PixGenerator(TINY).eval(), {**config, "appearance_fov": config["appearance_fov"][:2]})
+    with pytest.raises(CheckpointError, match="hex strings"):
+        FundusTranslator(Pix2PixGenerator(TINY).eval(), {**config, "appearance_fov": ["zz"] * 3})
 
 
 def test_folding_batchnorm_keeps_what_the_models_compute():

@@ -186,6 +186,41 @@ def appearance_of(photos: torch.Tensor, fov: torch.Tensor) -> torch.Tensor:
     return torch.cat([mean, var.sqrt()], dim=1)
 
 
+def fov_shape(fov: np.ndarray) -> np.ndarray:
+    """(..., S, S) FOV masks -> (..., 256) float32: the share of each cell of a 16 x 16 grid inside
+    the FOV, what a translator matches looks on (FundusTranslator.look): a full disc, a disc cut at
+    top and bottom, a smaller disc lie far apart; two photos of one camera lie close."""
+    f = np.asarray(fov, dtype=np.float32)
+    cell = f.shape[-1] // 16
+    cells = f[..., : 16 * cell, : 16 * cell].reshape(*f.shape[:-2], 16, cell, 16, cell)
+    return cells.mean(axis=(-3, -1)).reshape(*f.shape[:-2], 256)
+
+
+def look_bank(looks: np.ndarray, fovs: np.ndarray) -> dict:
+    """A translator checkpoint's config entries for the looks it samples: each training photo's
+    look (appearance_of, `appearance_bank`) and its FOV's shape (fov_shape, `appearance_fov`: one
+    hex string a photo, a byte a cell)."""
+    shapes = np.rint(fov_shape(fovs) * 255).astype(np.uint8)
+    return {"appearance_bank": [[round(float(v), 4) for v in row] for row in np.asarray(looks)],
+            "appearance_fov": [row.tobytes().hex() for row in shapes]}
+
+
+def read_fov_shapes(stored: list[str] | None, count: int) -> np.ndarray | None:
+    """A config's `appearance_fov` (look_bank) -> (count, 256) float32 FOV shapes, or None when
+    absent (a bank stored before them). CheckpointError when they do not fit the bank."""
+    if not stored:
+        return None
+    from retinagan.errors import CheckpointError
+
+    try:
+        shapes = np.stack([np.frombuffer(bytes.fromhex(text), dtype=np.uint8) for text in stored])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"the checkpoint's appearance_fov is not a list of hex strings ({error})") from None
+    if shapes.shape != (count, 256):
+        raise CheckpointError(f"the checkpoint's appearance_fov holds {shapes.shape} FOV shapes for {count} looks; expected ({count}, 256)")
+    return shapes.astype(np.float32) / 255
+
+
 def looks_of(photos: np.ndarray, fovs: np.ndarray) -> np.ndarray:
     """appearance_of for arrays: (N, S, S, 3) uint8 photos and (N, S, S) FOV masks -> (N, 6) float32."""
     return appearance_of(torch.from_numpy(np.array(photos)).permute(0, 3, 1, 2), torch.from_numpy(np.array(fovs, dtype=bool))).numpy()

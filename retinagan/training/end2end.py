@@ -34,7 +34,7 @@ from retinagan import distributed
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.losses import reconstruction_loss
 from retinagan.models.autoencoder import AutoencoderConfig, CodeDiscriminator, VesselAutoencoder
-from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator
+from retinagan.models.pix2pix import PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, look_bank
 from retinagan.training.autoencoder import code_phases, reconstruction_dice
 from retinagan.training.common import EMA, LossSums, Schedule, bf16_units, cosine_lr, drawn_maps, freeze, layout, parse_disc_augment, pick_device, resume_run, seed_everything, start_model, step_context
 from retinagan.training.pix2pix import (augment_pairs, conditions, discriminator_side, generator_side, holdout_l1, load_pairs, on_device,
@@ -179,8 +179,10 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
     )
     save_model(out / "checkpoint" / "vessels", ema_vessels.model, "aae", **info,
                metrics={"holdout_reconstruction_dice": scores["holdout_dice"]})
-    bank = (translator_config or {}).get("appearance_bank") or [[round(float(v), 4) for v in row] for row in train.appearance]
-    save_model(out / "checkpoint" / "translator", ema_translator.model, "pix2pix", appearance_bank=bank, **info,
+    bank = look_bank(train.appearance.numpy(), train.inputs[:, 1].numpy())
+    if (translator_config or {}).get("appearance_bank"):  # the looks the starting translator was trained on
+        bank = {key: translator_config[key] for key in ("appearance_bank", "appearance_fov") if translator_config.get(key)}
+    save_model(out / "checkpoint" / "translator", ema_translator.model, "pix2pix", **bank, **info,
                metrics={"holdout_l1": scores["holdout_l1"]})
     distributed.teardown()
     return out / "checkpoint"

@@ -31,7 +31,7 @@ from retinagan.checkpoint import save_model, save_training_state
 from retinagan.errors import CheckpointError, DatasetError
 from retinagan.lesions import detect_all
 from retinagan.losses import discriminator_loss, generator_loss, grade_loss, lowpass_l1, masked_l1
-from retinagan.models.pix2pix import DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of
+from retinagan.models.pix2pix import DetailDiscriminator, PatchDiscriminator, Pix2PixConfig, Pix2PixGenerator, appearance_of, look_bank
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
 from retinagan.training.common import (EMA, LossSums, Schedule, bf16_units, cosine_lr, diff_augment, judge, layout, parse_disc_augment, pick_device, resume_run,
@@ -275,7 +275,7 @@ def train_pix2pix(cfg: Pix2PixTrainConfig) -> Path:
     if scored_at != done:  # a clock-stopped run may end on a sample step, already scored
         final_l1 = snapshot(out, done, ema.model, holdout, stats)
     info = dict(
-        appearance_bank=[[round(float(v), 4) for v in row] for row in train.appearance],  # looks to sample from
+        **look_bank(train.appearance.numpy(), train.inputs[:, 1].numpy()),  # looks to sample from, with their FOV shapes
         training_data=f"prepared set {cfg.data}: {data_info}; lesion maps: {'detector (retinagan.lesions.detect_lesions)' if cfg.model.lesions else 'none'}",
         started_from=started_from,
         steps=done,
