@@ -500,9 +500,30 @@ class FundusTranslator:
             from tqdm import tqdm
 
             with tqdm(total=len(out), desc="photo detail", unit="photo", leave=False, disable=len(out) < 4) as bar:
-                out = self.photo_detailer.draw(out, vessels >= 0.5, fov, seeds, steps=self.photo_detail_steps,
-                                               progress=lambda done, total: bar.update(done - bar.n))
+                drawn = self.photo_detailer.draw(out, vessels >= 0.5, fov, seeds, steps=self.photo_detail_steps,
+                                                 progress=lambda done, total: bar.update(done - bar.n))
+            kept = self._lesion_regions(lesions, lesion_maps, len(out))
+            out = drawn if kept is None else np.where(kept[..., None], out, drawn)
         return out
+
+    LESION_KEEP_PX = 3  # the photo detailer leaves the lesions asked for, and this margin around them, as painted
+
+    def _lesion_regions(self, lesions: list[list[Lesion]] | None, lesion_maps: np.ndarray | None, count: int) -> np.ndarray | None:
+        """(N, S, S) bool: where each photo's lesions lie (listed: each one's region as insert edits
+        it, lesions.edited_region; given as maps: the maps grown by LESION_KEEP_PX), or None when
+        there are none. The photo detailer redraws everything finer than 4 px, which erased
+        microaneurysms and small exudates (placement recall 0.47 instead of 0.91)."""
+        if lesion_maps is not None:
+            r = self.LESION_KEEP_PX
+            yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+            grow = yy**2 + xx**2 <= r * r
+            regions = [ndimage.binary_dilation(m, structure=grow) for m in np.asarray(lesion_maps).max(axis=1) >= 0.5]
+        elif lesions and any(lesions):
+            regions = [edited_region(found or [], self.size, self.LESION_KEEP_PX) for found in lesions]
+        else:
+            return None
+        regions = np.stack(regions).reshape(count, self.size, self.size)
+        return regions if regions.any() else None
 
     def insert(self, photo: np.ndarray, vessels: np.ndarray, lesions: list[Lesion], fov: np.ndarray | None = None,
                grade: int | None = None, look_seed: int | None = None) -> np.ndarray:

@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+from scipy import ndimage
 import pytest
 import torch
 
@@ -12,6 +13,7 @@ from retinagan.cli import main
 from retinagan.data.preprocess import fov_disc
 from retinagan.errors import CheckpointError, RetinaganError
 from retinagan.inference import FundusTranslator
+from retinagan.lesions import Lesion, edited_region
 from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
 from retinagan.models.detail import DetailConfig, VesselDetailer
 from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
@@ -126,6 +128,21 @@ def test_translator_redraws_detail_with_the_photo_detailer(trained, tmp_path):
     assert np.array_equal(detailed[1], translator.translate(vessels[1:], look_seed=[2])[0])
     outside = ~fov_disc(64)
     assert not detailed[:, outside].any()  # black outside the FOV, as without it
+    # The lesions asked for, and a margin around them, stay as painted: the detailer would erase the small ones.
+    lesions = [[Lesion("microaneurysm", 20, 30, 2.0), Lesion("exudate", 40, 36, 3.0)], []]
+    kept = edited_region(lesions[0], 64, FundusTranslator.LESION_KEEP_PX)
+    painted = FundusTranslator.load(pix).translate(vessels, look_seed=[1, 2], lesions=lesions)
+    both = translator.translate(vessels, look_seed=[1, 2], lesions=lesions)
+    assert np.array_equal(both[0][kept], painted[0][kept]) and not np.array_equal(both[0][~kept], painted[0][~kept])
+    assert np.array_equal(both[1], detailed[1])  # no lesions: all redrawn
+    # Lesion maps given to a lesion-drawing translator: the maps grown by LESION_KEEP_PX stay as drawn.
+    drawing = save_model(tmp_path / "pixl", Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64, lesions=3)).eval(), "pix2pix")
+    maps = np.zeros((2, 3, 64, 64), bool)
+    maps[0, 0, 30:32, 20:22] = True
+    region = ndimage.binary_dilation(maps[0, 0], structure=np.hypot(*np.mgrid[-3:4, -3:4]) <= 3)  # the spot grown by 3 px
+    as_drawn = FundusTranslator.load(drawing).translate(vessels, look_seed=[1, 2], lesion_maps=maps)
+    redrawn = FundusTranslator.load(drawing, photo_detail=folder).translate(vessels, look_seed=[1, 2], lesion_maps=maps)
+    assert np.array_equal(redrawn[0][region], as_drawn[0][region]) and not np.array_equal(redrawn[0][~region], as_drawn[0][~region])
     translator.use_photo_detailer(None)
     assert np.array_equal(translator.translate(vessels, look_seed=[1, 2]), plain)
     with pytest.raises(RetinaganError, match="px"):
@@ -182,5 +199,10 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
             rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
         assert "photo detailer" in message and all(r["translator"].endswith("+photodetail:photodetail") for r in rows)
         assert manifest.split("/")[0].endswith("-photodetail-seed0")
+        assert "no longer follow their grades" not in message  # no grades asked for: no caution
+        _, graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], photo_detail=True, progress=lambda *a, **k: None)
+        assert "no longer follow their grades" in graded
+        _, plain_graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], progress=lambda *a, **k: None)
+        assert "no longer follow" not in plain_graded
     finally:
         app.state.update(explorer=None, checkpoints=None, real_trees=None)
