@@ -295,7 +295,6 @@ def looks_from_files(files: list, size: int) -> np.ndarray:
     return np.stack(looks) if looks else np.zeros((0, 6), np.float32)
 
 
-
 LOOK_FOV_TOLERANCE = 0.01  # mean difference of two FOV shapes (fov_shape) under which their looks are interchangeable
 LOOK_FOV_LEAST = 8  # a FOV unlike every training photo's still picks among the 8 nearest
 
@@ -304,6 +303,7 @@ class FundusTranslator:
     """A trained pix2pix: vessel map (+ FOV mask, + DR grade) -> colour fundus photo."""
 
     DEGRID_RADIUS = 16.0  # Nyquist notch width in frequency bins at 256 px; 0 keeps the raw output
+    LESION_KEEP_PX = 3  # the photo detailer leaves the lesions asked for, and this margin around them, as painted
 
     def __init__(self, model: torch.nn.Module, config: dict):
         self.model = model
@@ -505,8 +505,6 @@ class FundusTranslator:
             kept = self._lesion_regions(lesions, lesion_maps, len(out))
             out = drawn if kept is None else np.where(kept[..., None], out, drawn)
         return out
-
-    LESION_KEEP_PX = 3  # the photo detailer leaves the lesions asked for, and this margin around them, as painted
 
     def _lesion_regions(self, lesions: list[list[Lesion]] | None, lesion_maps: np.ndarray | None, count: int) -> np.ndarray | None:
         """(N, S, S) bool: where each photo's lesions lie (listed: each one's region as insert edits
