@@ -407,9 +407,10 @@ def compare(choice, upload, seed, refine=True, progress=gr.Progress()):
     return grid(images, columns=columns), table_rows(), header
 
 
-def compare_photos(seed, progress=gr.Progress()):
+def compare_photos(seed, photo_detail=False, progress=gr.Progress()):
     """Every vessel model's samples of the Compare grid (seeds seed..seed+2) as photos, each
-    painted by that model's translator: its own for an end-to-end pair, the shared one otherwise."""
+    painted by that model's translator: its own for an end-to-end pair, the shared one otherwise;
+    photo_detail: their fine detail redrawn by the photo detailer."""
     try:
         ex = explorer()
         names = ex.names()
@@ -419,14 +420,15 @@ def compare_photos(seed, progress=gr.Progress()):
         for k, name in enumerate(names):
             progress(k / len(names), desc=f"{name}: painting its samples")
             for offset in range(3):
-                photo = ex.generate(name, int(seed) + offset)[1]
+                photo = ex.generate(name, int(seed) + offset, photo_detail=bool(photo_detail))[1]
                 if photo is None:
                     return None, "No translator in the checkpoints folder: the trees above are all there is."
                 photos.append(photo)
             rows.append(f"{name} (painted by {ex.translator_label(name)})")
     except (RetinaganError, ValueError) as exc:
         return None, _error(exc)
-    return grid(np.stack(photos), columns=3), "Photos, rows: " + "; ".join(rows) + f". Columns: seeds {int(seed)}-{int(seed) + 2}, grade unknown."
+    detailed = ", fine detail by the photo detailer" if photo_detail else ""
+    return grid(np.stack(photos), columns=3), "Photos, rows: " + "; ".join(rows) + f". Columns: seeds {int(seed)}-{int(seed) + 2}, grade unknown{detailed}."
 
 
 def table_rows():
@@ -673,10 +675,13 @@ def build_ui() -> gr.Blocks:
             c_grid = gr.Image(label="Each model: reconstruction of the input, then samples", interactive=False, elem_id="compare-grid")
             c_message = gr.Markdown()
             c_photos = gr.Image(label="Each model's samples as photos, painted by its translator", interactive=False, elem_id="compare-photos")
+            c_grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
+                                  visible=has_photo_detailer, elem_id="compare-photodetail")
             c_photos_message = gr.Markdown()
             c_table = gr.Dataframe(label="Measured scores (from each checkpoint's config.json)", value=table_rows() if names else None)
             c_button.click(compare, [c_choice, c_upload, c_seed, c_refine], [c_grid, c_table, c_message], api_name="compare").then(
-                compare_photos, [c_seed], [c_photos, c_photos_message], api_name="compare_photos")
+                compare_photos, [c_seed, c_grain], [c_photos, c_photos_message], api_name="compare_photos")
+            c_grain.change(compare_photos, [c_seed, c_grain], [c_photos, c_photos_message], api_visibility="undocumented")
 
         with gr.Tab("Lesions"):
             with gr.Row():

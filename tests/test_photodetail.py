@@ -200,6 +200,10 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
         assert "photo detailer" in message and all(r["translator"].endswith("+photodetail:photodetail") for r in rows)
         assert manifest.split("/")[0].endswith("-photodetail-seed0")
         assert "no longer follow their grades" not in message  # no grades asked for: no caution
+        compared, compared_note = app.compare_photos(3, progress=lambda *a, **k: None)
+        compared_detail, detail_note = app.compare_photos(3, photo_detail=True, progress=lambda *a, **k: None)
+        assert compared.shape == compared_detail.shape and not np.array_equal(compared, compared_detail)
+        assert "photo detailer" in detail_note and "photo detailer" not in compared_note
         _, graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], photo_detail=True, progress=lambda *a, **k: None)
         assert "no longer follow their grades" in graded
         _, plain_graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], progress=lambda *a, **k: None)
