@@ -282,10 +282,12 @@ def _pick_tree(choice: str | None, upload: str | None, model: str) -> np.ndarray
 
 
 # --- Interpolate ------------------------------------------------------------------------------
-def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, grade, refine=True, progress=gr.Progress()):
+def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, grade, refine=True, photo_detail=False,
+                progress=gr.Progress()):
     """-> (frame strip, animation GIF path, photo strip, GIF file for download, message).
     refine: refine the codes of real trees through the decoder (closer to the trees; a few seconds
-    a tree, then kept)."""
+    a tree, then kept). photo_detail: the photos' fine detail redrawn by the photo detailer (one
+    seed for every frame, so the detail changes only where the photo does)."""
     try:
         if not model:
             return None, None, None, None, _no_models()
@@ -295,9 +297,9 @@ def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, gra
         za = _pick_code(choice_a, upload_a, model, refine)
         progress(0.5, desc="encoding tree B" + (" and refining its code" if refine else ""))
         zb = _pick_code(choice_b, upload_b, model, refine)
-        progress(0.9, desc="decoding the path")
+        progress(0.9, desc="decoding the path" + (" and drawing the photos' detail" if photo_detail else ""))
         _, maps = ex.interpolate(model, za, zb, int(frames), mode)
-        photos = ex.photos(maps, _grade(grade), model=model)
+        photos = ex.photos(maps, _grade(grade), model=model, photo_detail=bool(photo_detail))
     except (RetinaganError, ValueError) as exc:
         return None, None, None, None, _error(exc)
     strip = grid(maps.astype(np.float32), columns=len(maps))
@@ -307,7 +309,8 @@ def interpolate(model, choice_a, upload_a, choice_b, upload_b, frames, mode, gra
     gif = Path(tempfile.mkdtemp(prefix="retinagan-gif-")) / f"interpolation-{mode}.gif"
     gif.write_bytes(gif_bytes(frames_rgb))
     photo_strip = grid(photos, columns=len(photos)) if photos is not None else None
-    return strip, str(gif), photo_strip, str(gif), f"{len(maps)} frames, {mode} path in the {model} latent space"
+    detailed = ", photos' fine detail by the photo detailer" if photo_detail and photos is not None else ""
+    return strip, str(gif), photo_strip, str(gif), f"{len(maps)} frames, {mode} path in the {model} latent space{detailed}"
 
 
 # --- Latent map -------------------------------------------------------------------------------
@@ -635,6 +638,8 @@ def build_ui() -> gr.Blocks:
                     i_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade of the photos")
                     i_refine = gr.Checkbox(value=True, label="Refine the codes of real trees",
                                            info="closer to the trees (aae-lsgan-128, held-out trees: Dice ~0.43 → ~0.60), a few seconds a tree, then kept")
+                    i_grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
+                                          visible=has_photo_detailer, elem_id="interp-photodetail")
                     go_button = gr.Button("Interpolate", variant="primary")
             strip = gr.Image(label="Vessel trees along the path", interactive=False, elem_id="interp-strip")
             with gr.Row():
@@ -643,7 +648,7 @@ def build_ui() -> gr.Blocks:
             photo_strip = gr.Image(label="Fundus photos along the path", interactive=False)
             i_message = gr.Markdown()
             i_model.change(lambda m: [gr.update(choices=tree_choices(m))] * 2, i_model, [choice_a, choice_b], api_visibility="undocumented")
-            go_button.click(interpolate, [i_model, choice_a, upload_a, choice_b, upload_b, frames, mode, i_grade, i_refine],
+            go_button.click(interpolate, [i_model, choice_a, upload_a, choice_b, upload_b, frames, mode, i_grade, i_refine, i_grain],
                             [strip, animation, photo_strip, gif_file, i_message], api_name="interpolate")
 
         with gr.Tab("Latent map"):

@@ -4,6 +4,7 @@ import csv
 import json
 
 import numpy as np
+from PIL import Image
 from scipy import ndimage
 import pytest
 import torch
@@ -204,6 +205,15 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
         compared_detail, detail_note = app.compare_photos(3, photo_detail=True, progress=lambda *a, **k: None)
         assert compared.shape == compared_detail.shape and not np.array_equal(compared, compared_detail)
         assert "photo detailer" in detail_note and "photo detailer" not in compared_note
+        vessel_map = np.zeros((64, 64), np.uint8)
+        vessel_map[30:33, 5:60] = 255
+        upload = tmp_path / "map.png"
+        Image.fromarray(vessel_map).save(upload)
+        path_args = ("aae-lsgan-128", None, str(upload), None, str(upload), 3, "linear", "unknown", False)
+        *_, plain_photos, _, plain_note = app.interpolate(*path_args, progress=lambda *a, **k: None)
+        *_, detailed_photos, _, detailed_note = app.interpolate(*path_args, True, progress=lambda *a, **k: None)
+        assert plain_photos.shape == detailed_photos.shape and not np.array_equal(plain_photos, detailed_photos)
+        assert "photo detailer" in detailed_note and "photo detailer" not in plain_note
         _, graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], photo_detail=True, progress=lambda *a, **k: None)
         assert "no longer follow their grades" in graded
         _, plain_graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], progress=lambda *a, **k: None)
