@@ -682,7 +682,7 @@ def build_ui() -> gr.Blocks:
             c_photos = gr.Image(label="Each model's samples as photos, painted by its translator", interactive=False, elem_id="compare-photos")
             c_grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
                                   visible=has_photo_detailer, elem_id="compare-photodetail")
-            c_photos_message = gr.Markdown()
+            c_photos_message = gr.Markdown(elem_id="compare-photos-message")
             c_table = gr.Dataframe(label="Measured scores (from each checkpoint's config.json)", value=table_rows() if names else None)
             c_button.click(compare, [c_choice, c_upload, c_seed, c_refine], [c_grid, c_table, c_message], api_name="compare").then(
                 compare_photos, [c_seed, c_grain], [c_photos, c_photos_message], api_name="compare_photos")

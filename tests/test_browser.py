@@ -243,6 +243,15 @@ def test_compare_export_and_segment_tabs(page, tmp_path):
     idle(page, 120000)
     assert not_blank(shot(page, "compare-photos", "#compare-photos img"))
     shot(page, "tab-compare")
+    if (CHECKPOINTS / "photodetail" / "config.json").is_file():  # the box is shown only with the shipped photo detailer
+        before = image_src(page, "#compare-photos")
+        page.locator("#compare-photodetail input").check()
+        page.wait_for_function(
+            "(before) => { const i = document.querySelector('#compare-photos img'); return i && i.src !== before; }", arg=before, timeout=120000
+        )
+        idle(page, 120000)
+        assert not_blank(shot(page, "compare-photos-detailed", "#compare-photos img"))
+        assert "photo detailer" in page.locator("#compare-photos-message").inner_text()
     page.get_by_role("tab", name="Export").click()
     type_number(page, "#export-n", "2")
     page.get_by_role("button", name="Export zip").click()
