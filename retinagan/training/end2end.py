@@ -179,9 +179,11 @@ def train_end2end(cfg: End2EndTrainConfig) -> Path:
     )
     save_model(out / "checkpoint" / "vessels", ema_vessels.model, "aae", **info,
                metrics={"holdout_reconstruction_dice": scores["holdout_dice"]})
-    bank = look_bank(train.appearance.numpy(), train.inputs[:, 1].numpy())
-    if (translator_config or {}).get("appearance_bank"):  # the looks the starting translator was trained on
-        bank = {key: translator_config[key] for key in ("appearance_bank", "appearance_fov") if translator_config.get(key)}
+    started = translator_config or {}
+    if started.get("appearance_bank"):  # the looks the starting translator was trained on (with their FOV shapes if stored)
+        bank = {key: started[key] for key in ("appearance_bank", "appearance_fov") if started.get(key)}
+    else:
+        bank = look_bank(train.appearance.numpy(), train.inputs[:, 1].numpy())
     save_model(out / "checkpoint" / "translator", ema_translator.model, "pix2pix", **bank, **info,
                metrics={"holdout_l1": scores["holdout_l1"]})
     distributed.teardown()
