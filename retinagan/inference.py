@@ -512,9 +512,9 @@ class FundusTranslator:
         there are none. The photo detailer redraws everything finer than 4 px, which erased
         microaneurysms and small exudates (placement recall 0.47 instead of 0.91)."""
         if lesion_maps is not None:
-            r = self.LESION_KEEP_PX
-            yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-            grow = yy**2 + xx**2 <= r * r
+            from skimage.morphology import disk
+
+            grow = disk(self.LESION_KEEP_PX).astype(bool)
             regions = [ndimage.binary_dilation(m, structure=grow) for m in np.asarray(lesion_maps).max(axis=1) >= 0.5]
         elif lesions and any(lesions):
             regions = [edited_region(found or [], self.size, self.LESION_KEEP_PX) for found in lesions]
