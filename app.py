@@ -441,22 +441,24 @@ def table_rows():
 
 
 # --- Lesions ----------------------------------------------------------------------------------
-def lesion_base(model, seed, grade):
+def lesion_base(model, seed, grade, photo_detail=False):
     """Start a lesion canvas from a sample with no lesions of its own (lesions are placed by hand):
-    (canvas, base state {photo, vessels, grade}, lesion list, message)."""
+    (canvas, base state {photo, vessels, grade}, lesion list, message). photo_detail: the photo's
+    fine detail redrawn by the photo detailer (lesions placed later keep the translator's pixels)."""
     try:
         ex = explorer()
         if not model:
             return None, None, [], _no_models()
         vessels = ex.decode(model, ex.code(model, int(seed)))
-        photos = ex.photos(vessels, _grade(grade), lesions=[], look_seed=int(seed), model=model)
+        photos = ex.photos(vessels, _grade(grade), lesions=[], look_seed=int(seed), model=model, photo_detail=bool(photo_detail))
     except (RetinaganError, ValueError) as exc:
         return None, None, [], _error(exc)
     if photos is None:
         return None, None, [], "Lesions need a translator in the checkpoints folder."
     base = {"photo": photos[0], "vessels": vessels[0], "grade": _grade(grade), "model": model}
     how = "drawn by the translator" if ex.translator(model).draws_lesions else "painted on (this translator takes no lesion maps)"
-    return photos[0], base, [], f"Click on the photo to place a lesion (lesions are {how}; the photo stays unchanged elsewhere)."
+    detailed = "; the photo's fine detail is the photo detailer's, the lesions' the translator's" if photo_detail else ""
+    return photos[0], base, [], f"Click on the photo to place a lesion (lesions are {how}; the photo stays unchanged elsewhere{detailed})."
 
 
 def lesion_base_upload(path, grade):
@@ -483,11 +485,12 @@ def place_lesion(base, lesions, kind, size, evt: gr.SelectData):
         return base["photo"], lesions[:-1], _error(exc)
 
 
-def lesions_api(model: str, seed: float, grade: str, lesions_json: str):
-    """/lesions: (model, seed, grade, lesions as JSON [{"type" | "kind", "x", "y", "radius" | "size"}, ...]) -> (photo, message)."""
+def lesions_api(model: str, seed: float, grade: str, lesions_json: str, photo_detail: bool = False):
+    """/lesions: (model, seed, grade, lesions as JSON [{"type" | "kind", "x", "y", "radius" | "size"}, ...],
+    photo detail) -> (photo, message)."""
     from retinagan.lesions import lesions_from_json
 
-    _, base, _, message = lesion_base(model, seed, grade)
+    _, base, _, message = lesion_base(model, seed, grade, photo_detail)
     if base is None:
         return None, message
     try:
@@ -695,6 +698,8 @@ def build_ui() -> gr.Blocks:
                 l_grade = gr.Dropdown(GRADES, value="unknown", label="DR grade")
                 l_start = gr.Button("Make the photo", variant="primary")
                 l_upload = gr.File(label="…or place lesions on your own photo", file_types=["image"], type="filepath")
+            l_grain = gr.Checkbox(value=False, label="Photo detail learnt (photo detailer)", info=PHOTO_DETAIL_INFO,
+                                  visible=has_photo_detailer, elem_id="lesion-photodetail")
             with gr.Row():
                 kind = gr.Radio(list(LESION_TYPES), value="haemorrhage", label="Lesion type")
                 size = gr.Slider(1, 14, value=4, step=1, label="Size (radius, px; microaneurysms 1-3)")
@@ -702,12 +707,12 @@ def build_ui() -> gr.Blocks:
             canvas = gr.Image(label="Click to place a lesion", interactive=False, elem_id="lesion-canvas")
             l_message = gr.Markdown()
             base, placed = gr.State(None), gr.State([])
-            l_start.click(lesion_base, [l_model, l_seed, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
+            l_start.click(lesion_base, [l_model, l_seed, l_grade, l_grain], [canvas, base, placed, l_message], api_visibility="undocumented")
             l_upload.upload(lesion_base_upload, [l_upload, l_grade], [canvas, base, placed, l_message], api_visibility="undocumented")
             canvas.select(place_lesion, [base, placed, kind, size], [canvas, placed, l_message], api_visibility="undocumented")
             undo.click(undo_lesion, [base, placed], [canvas, placed, l_message], api_visibility="undocumented")
             lesion_json = gr.Textbox(visible=False)
-            gr.Button(visible=False).click(lesions_api, [l_model, l_seed, l_grade, lesion_json], [canvas, l_message], api_name="lesions")
+            gr.Button(visible=False).click(lesions_api, [l_model, l_seed, l_grade, lesion_json, l_grain], [canvas, l_message], api_name="lesions")
 
         with gr.Tab("Export"):
             with gr.Row():

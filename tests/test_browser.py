@@ -230,6 +230,21 @@ def test_placing_a_lesion(page):
     after = shot(page, "lesion-after", "#lesion-canvas img")
     assert before.shape == after.shape and np.abs(after.astype(int) - before.astype(int)).sum() > 0
     shot(page, "tab-lesions")
+    if (CHECKPOINTS / "photodetail" / "config.json").is_file():  # the box is shown only with the shipped photo detailer
+        page.locator("#lesion-photodetail input").check()
+        previous = image_src(page, "#lesion-canvas")
+        page.get_by_role("button", name="Make the photo").click()
+        page.wait_for_function(
+            "(before) => { const i = document.querySelector('#lesion-canvas img'); return i && i.src !== before; }", arg=previous, timeout=120000
+        )
+        page.wait_for_function("() => document.body.innerText.includes(\"the photo detailer's\")", timeout=60000)
+        idle(page)
+        detailed = shot(page, "lesion-detailed", "#lesion-canvas img")
+        assert detailed.shape == before.shape and np.abs(detailed.astype(int) - before.astype(int)).sum() > 0
+        page.mouse.click(bounds["x"] + bounds["width"] * 0.3, bounds["y"] + bounds["height"] * 0.35)
+        page.wait_for_function("() => document.body.innerText.includes('1 lesion(s)')", timeout=30000)
+        idle(page)
+        assert np.abs(shot(page, "lesion-detailed-after", "#lesion-canvas img").astype(int) - detailed.astype(int)).sum() > 0
     assert page.errors == []
 
 

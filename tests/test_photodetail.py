@@ -117,6 +117,50 @@ def test_training_from_init_keeps_the_model_settings(trained, tmp_path):
         train_photodetail(PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "bad"), init=str(other), steps=1, device="cpu"))
 
 
+def test_sample_is_differentiable_and_the_critic_judges_patches():
+    from retinagan.models.photodetail import DetailCritic
+
+    torch.manual_seed(0)
+    model = PhotoDetailer(TINY)
+    photos, vessels, fov = photos_and_maps(2)
+    rgb = torch.from_numpy(photos).permute(0, 3, 1, 2).float() / 127.5 - 1
+    maps, mask = (torch.from_numpy(a.astype(np.float32))[:, None] for a in (vessels, fov))
+    coarse, detail = split_photo(rgb, mask, TINY.sigma)
+    drawn = model.sample(coarse, maps, mask, torch.randn(2, 3, 64, 64), steps=3)
+    critic = DetailCritic(width=8, layers=3)
+    logits = critic(coarse, maps, mask, drawn * mask)
+    assert logits.shape == (2, 1, 8, 8)  # one logit per 8x8 block of a 64-px photo
+    logits.mean().backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters() if p.requires_grad)
+    # draw() is sample() without gradients: the same photo for the same seed
+    again = model.draw(photos, vessels, fov, [4, 5], steps=3)
+    noise = torch.cat([torch.randn((1, 3, 64, 64), generator=torch.Generator().manual_seed(s)) for s in (4, 5)])
+    with torch.no_grad():
+        by_hand = (coarse + model.sample(coarse, maps, mask, noise, 3) / TINY.scale) * mask + rgb * (1 - mask)
+    assert np.abs(again.astype(int) - ((by_hand.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()).max() == 0
+
+
+def test_adversarial_fine_tune_moves_the_detailer_and_logs_its_losses(trained, tmp_path):
+    folder, cfg = trained
+    tune = PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "adv"), init=str(folder), steps=3, batch_size=2,
+                                  log_every=1, sample_every=100, state_every=2, device="cpu", bf16=False, holdout_every=3,
+                                  adversarial_weight=0.5, adversarial_steps=2, critic_width=8, lr=1e-3)
+    tuned = train_photodetail(tune)
+    rows = [json.loads(line) for line in (tuned.parent / "stats.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    assert all(np.isfinite([r["loss"], r["adversarial"], r["critic"]]).all() for r in rows)
+    before, _ = load_model(folder, expected_kind="photodetail")
+    after, config = load_model(tuned, expected_kind="photodetail")
+    assert config["train_config"]["adversarial_weight"] == 0.5
+    assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    # the training state carries the critic, so an interrupted fine-tune resumes with it
+    state_files = list((tuned.parent).glob("state*")) + list((tuned.parent).glob("*/state*"))
+    assert state_files
+    with pytest.raises(ValueError, match="--init"):
+        train_photodetail(PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "noinit"), steps=1, device="cpu",
+                                                 bf16=False, holdout_every=3, adversarial_weight=0.5))
+
+
 def test_translator_redraws_detail_with_the_photo_detailer(trained, tmp_path):
     folder, _ = trained
     pix = save_model(tmp_path / "pix", Pix2PixGenerator(Pix2PixConfig(base_channels=4, image_size=64)).eval(), "pix2pix")
@@ -218,5 +262,14 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
         assert "no longer follow their grades" in graded
         _, plain_graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], progress=lambda *a, **k: None)
         assert "no longer follow" not in plain_graded
+        # Lesions tab: the canvas photo detailed, a placed lesion keeping the translator's pixels
+        canvas, base, _, note = app.lesion_base("aae-lsgan-128", 3, "unknown", True)
+        plain_canvas, _, _, plain_note = app.lesion_base("aae-lsgan-128", 3, "unknown")
+        assert not np.array_equal(canvas, plain_canvas) and "photo detailer" in note and "photo detailer" not in plain_note
+        lesion = '[{"kind": "haemorrhage", "x": 30, "y": 32, "size": 5}]'
+        with_lesion, message = app.lesions_api("aae-lsgan-128", 3, "unknown", lesion, True)
+        outside = ~edited_region([Lesion("haemorrhage", 30, 32, 5)], 64)
+        assert "1 lesion" in message and np.array_equal(with_lesion[outside], canvas[outside])
+        assert not np.array_equal(with_lesion, canvas)
     finally:
         app.state.update(explorer=None, checkpoints=None, real_trees=None)
