@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
 
 from retinagan.losses import gaussian_blur
 from retinagan.models.detail import TimeUNet, alpha_bar
@@ -61,6 +63,22 @@ class PhotoDetailer(TimeUNet):
                estimate: torch.Tensor) -> torch.Tensor:
         return torch.cat([x, coarse, vessels, fov, estimate], 1)
 
+    def sample(self, coarse: torch.Tensor, vessels: torch.Tensor, fov: torch.Tensor, noise: torch.Tensor, steps: int,
+               autocast=contextlib.nullcontext()) -> torch.Tensor:
+        """DDIM in `steps` steps from `noise` (B, 3, S, S) -> the drawn detail times config.scale
+        (B, 3, S, S). Differentiable: the adversarial fine-tune (retinagan.training.photodetail)
+        backpropagates through every step; draw() runs it without gradients."""
+        x, estimate = noise, torch.zeros_like(noise)
+        times = torch.linspace(1, 0, steps + 1, device=noise.device)
+        for now, after in zip(times[:-1], times[1:]):
+            ab, ab_next = alpha_bar(now, self.config.min_alpha), alpha_bar(after, self.config.min_alpha)
+            with autocast:
+                v = self(self.inputs(x, coarse, vessels, fov, estimate), now.expand(len(x))).float()
+            estimate = ab.sqrt() * x - (1 - ab).sqrt() * v
+            eps = (1 - ab).sqrt() * x + ab.sqrt() * v
+            x = ab_next.sqrt() * estimate + (1 - ab_next).sqrt() * eps  # DDIM, deterministic given the start
+        return estimate
+
     @torch.no_grad()
     def draw(self, photos: np.ndarray, vessels: np.ndarray, fov: np.ndarray, seeds: list[int], steps: int | None = None,
              bf16: bool = False, batch: int = 1, progress=None) -> np.ndarray:
@@ -80,17 +98,28 @@ class PhotoDetailer(TimeUNet):
             coarse, _ = split_photo(rgb, mask, self.config.sigma)
             x = torch.cat([torch.randn((1, 3, *rgb.shape[2:]), generator=torch.Generator().manual_seed(int(s)))
                            for s in seeds[part]]).to(device)
-            estimate = torch.zeros_like(x)
-            times = torch.linspace(1, 0, steps + 1, device=device)
-            for now, after in zip(times[:-1], times[1:]):
-                ab, ab_next = alpha_bar(now, self.config.min_alpha), alpha_bar(after, self.config.min_alpha)
-                with autocast:
-                    v = self(self.inputs(x, coarse, maps, mask, estimate), now.expand(len(x))).float()
-                estimate = ab.sqrt() * x - (1 - ab).sqrt() * v
-                eps = (1 - ab).sqrt() * x + ab.sqrt() * v
-                x = ab_next.sqrt() * estimate + (1 - ab_next).sqrt() * eps  # DDIM, deterministic given the start
+            estimate = self.sample(coarse, maps, mask, x, steps, autocast)
             photo = (coarse + estimate / self.config.scale) * mask + rgb * (1 - mask)
             out.append(((photo.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
             if progress:
                 progress(min(start + batch, len(seeds)), len(seeds))
         return np.concatenate(out).reshape(np.shape(photos))
+
+
+class DetailCritic(nn.Module):
+    """(coarse photo, vessel map, FOV, detail times the detailer's scale) -> (B, 1, S/2^k, S/2^k)
+    real/fake logits: a PatchGAN with spectral norm, `layers` stride-2 convolutions (3: each logit
+    judges a 38-px patch), for the photo detailer's adversarial fine-tune. It sees the coarse part
+    and the tree beside the detail, so it judges the detail as it fits them."""
+
+    def __init__(self, width: int = 32, layers: int = 3):
+        super().__init__()
+        modules, channels = [spectral_norm(nn.Conv2d(8, width, 4, 2, 1)), nn.LeakyReLU(0.2)], width
+        for _ in range(layers - 1):
+            modules += [spectral_norm(nn.Conv2d(channels, 2 * channels, 4, 2, 1)), nn.LeakyReLU(0.2)]
+            channels *= 2
+        modules.append(spectral_norm(nn.Conv2d(channels, 1, 3, 1, 1)))
+        self.net = nn.Sequential(*modules)
+
+    def forward(self, coarse: torch.Tensor, vessels: torch.Tensor, fov: torch.Tensor, detail: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([coarse, vessels * 2 - 1, fov * 2 - 1, detail], 1))

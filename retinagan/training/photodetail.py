@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from retinagan.checkpoint import save_model, save_training_state
 from retinagan.models.detail import alpha_bar
-from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
+from retinagan.models.photodetail import DetailCritic, PhotoDetailConfig, PhotoDetailer, split_photo
 from retinagan.pipeline import load_prepared
 from retinagan.training.autoencoder import split_holdout
 from retinagan.training.common import EMA, LossSums, cosine_lr, Schedule, bf16_units, pick_device, resume_run, seed_everything, step_context
@@ -41,6 +41,15 @@ class PhotoDetailTrainConfig:
     lr: float = 2e-4  # AdamW, no weight decay; cosine decay to a tenth over the run
     ema_decay: float = 0.999
     self_condition: float = 0.5  # share of steps that feed back a first estimate
+    # Adversarial fine-tune (> 0, from --init): a DetailCritic judges the detail drawn in
+    # adversarial_steps DDIM steps (backpropagated through) against real photos' own detail, and
+    # the generator's loss adds this weight times its hinge loss to the diffusion loss. The
+    # optimisers are then Adam with betas (0, 0.99) at a constant lr (the critic's: critic_lr).
+    adversarial_weight: float = 0.0
+    adversarial_steps: int = 3
+    critic_lr: float = 2e-4
+    critic_width: int = 32
+    critic_layers: int = 3
     time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed
     device: str = "auto"
     bf16: bool = field(default_factory=bf16_units)
@@ -83,10 +92,9 @@ def batch_of(arrays: tuple[torch.Tensor, ...], count: int, crop: int, generator:
               rows[:, None, :, None], cols[:, None, None, :]] for a in arrays]
 
 
-def train_step(model: PhotoDetailer, optimizer, photos, vessels, fov, cfg: PhotoDetailTrainConfig, generator: torch.Generator,
-               device: torch.device) -> torch.Tensor:
-    """One optimiser step; returns the detached loss (mean squared error of v inside the FOV)."""
-    coarse, detail = split_photo(photos, fov, cfg.model.sigma)
+def diffusion_loss(model: PhotoDetailer, coarse, detail, vessels, fov, cfg: PhotoDetailTrainConfig, generator: torch.Generator,
+                   device: torch.device) -> torch.Tensor:
+    """Mean squared error of the predicted v inside the FOV, the detail noised to a random time."""
     clean = detail * cfg.model.scale
     t = torch.rand(len(clean), generator=generator).to(device)
     noise = torch.randn(clean.shape, generator=generator).to(device)
@@ -100,14 +108,45 @@ def train_step(model: PhotoDetailer, optimizer, photos, vessels, fov, cfg: Photo
         estimate = ab.sqrt() * x - (1 - ab).sqrt() * v
     with step_context(cfg.bf16, device):
         v = model(model.inputs(x, coarse, vessels, fov, estimate), t)
-    loss = ((v.float() - target) ** 2 * fov).sum() / (fov.sum() * 3).clamp_min(1)
+    return ((v.float() - target) ** 2 * fov).sum() / (fov.sum() * 3).clamp_min(1)
+
+
+def train_step(model: PhotoDetailer, optimizer, photos, vessels, fov, cfg: PhotoDetailTrainConfig, generator: torch.Generator,
+               device: torch.device) -> torch.Tensor:
+    """One optimiser step; returns the detached loss (mean squared error of v inside the FOV)."""
+    coarse, detail = split_photo(photos, fov, cfg.model.sigma)
+    loss = diffusion_loss(model, coarse, detail, vessels, fov, cfg, generator, device)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
     return loss.detach()
 
 
+def adversarial_step(model: PhotoDetailer, critic: DetailCritic, optimizers: dict, photos, vessels, fov,
+                     cfg: PhotoDetailTrainConfig, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    """One step of the adversarial fine-tune: the critic (hinge) on real detail against the detail
+    drawn from seeded noise in cfg.adversarial_steps steps, then the detailer on the diffusion
+    loss plus adversarial_weight times its hinge loss through every sampling step."""
+    coarse, detail = split_photo(photos, fov, cfg.model.sigma)
+    real = detail * cfg.model.scale
+    noise = torch.randn(real.shape, generator=generator).to(device)
+    fake = model.sample(coarse, vessels, fov, noise, cfg.adversarial_steps, step_context(cfg.bf16, device)) * fov
+    critic_loss = (torch.relu(1 - critic(coarse, vessels, fov, real)).mean()
+                   + torch.relu(1 + critic(coarse, vessels, fov, fake.detach())).mean())
+    optimizers["critic"].zero_grad(set_to_none=True)
+    critic_loss.backward()
+    optimizers["critic"].step()
+    adversarial = -critic(coarse, vessels, fov, fake).mean()
+    loss = diffusion_loss(model, coarse, detail, vessels, fov, cfg, generator, device)
+    optimizers["model"].zero_grad(set_to_none=True)
+    (loss + cfg.adversarial_weight * adversarial).backward()
+    optimizers["model"].step()
+    return {"loss": loss.detach(), "adversarial": adversarial.detach(), "critic": critic_loss.detach()}
+
+
 def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
+    if cfg.adversarial_weight > 0 and not cfg.init:
+        raise ValueError("--adversarial-weight fine-tunes a trained photo detailer: give it with --init")
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     out = Path(cfg.output)
@@ -121,9 +160,15 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
         model = PhotoDetailer(cfg.model).to(device)
     photos, vessels, fovs, preview, count = training_photos(cfg, device)
     ema = EMA(model, cfg.ema_decay)
-    optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)}
     generators = {"data": torch.Generator().manual_seed(cfg.seed)}
     modules = {"model": model, "ema": ema.model}
+    adversarial = cfg.adversarial_weight > 0
+    if adversarial:
+        critic = modules["critic"] = DetailCritic(cfg.critic_width, cfg.critic_layers).to(device)
+        optimizers = {"model": torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.0, 0.99)),
+                      "critic": torch.optim.Adam(critic.parameters(), lr=cfg.critic_lr, betas=(0.0, 0.99))}
+    else:
+        optimizers = {"model": torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.0)}
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     started, sums = time.time() - elapsed, LossSums(cfg.log_every)
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
@@ -131,10 +176,13 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
         position = schedule.position(step)
         if position >= cfg.steps:
             break
-        for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10, no warm-up
-            group["lr"] = cosine_lr(position, cfg.steps, cfg.lr, warmup=0, floor=0.1)
         batch = batch_of((photos, vessels, fovs), cfg.batch_size, cfg.crop, generators["data"])
-        sums.add({"loss": train_step(model, optimizers["model"], *batch, cfg, generators["data"], device)})
+        if adversarial:  # a fine-tune: constant lr
+            sums.add(adversarial_step(model, critic, optimizers, *batch, cfg, generators["data"], device))
+        else:
+            for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10, no warm-up
+                group["lr"] = cosine_lr(position, cfg.steps, cfg.lr, warmup=0, floor=0.1)
+            sums.add({"loss": train_step(model, optimizers["model"], *batch, cfg, generators["data"], device)})
         ema.update(model, step + 1)
         done = step + 1
         if done % cfg.log_every == 0:
