@@ -190,21 +190,22 @@ def detail_figure(vessel_checkpoint: str, translator: str, detailer: str, seeds:
     Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "detail-samples.jpg", quality=88)
 
 
-def photodetail_figure(vessel_checkpoint: str, translator: str, photo_detailer: str, seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+def photodetail_figure(vessel_checkpoint: str, translator: str, photo_detailers: list[str], seeds: tuple[int, ...] = (0, 1, 2)) -> None:
     """Per seed (a row): the translator's photo of a sampled tree, the same photo with its fine
-    detail redrawn by the photo detailer, and the middle of each at 2x."""
+    detail redrawn by each photo detailer (labelled by its folder), and the middle of each at 2x."""
     from retinagan.inference import FundusTranslator, VesselGenerator
 
     trees = VesselGenerator.load(vessel_checkpoint).sample(list(seeds))
-    plain = FundusTranslator.load(translator).translate(trees, look_seed=list(seeds))
-    detailed = FundusTranslator.load(translator, photo_detail=photo_detailer).translate(trees, look_seed=list(seeds))
-    side = plain.shape[1]
+    photos = [FundusTranslator.load(translator).translate(trees, look_seed=list(seeds))]
+    photos += [FundusTranslator.load(translator, photo_detail=d).translate(trees, look_seed=list(seeds)) for d in photo_detailers]
+    names = ["translated"] + [f"detail: {Path(d).name}" for d in photo_detailers]
+    side = photos[0].shape[1]
     zoom = lambda photo: np.asarray(Image.fromarray(photo[side // 4: 3 * side // 4, side // 4: 3 * side // 4]).resize((side, side), Image.NEAREST))  # noqa: E731
     tiles = []
     for k, seed in enumerate(seeds):
-        tiles += [labelled(plain[k], f"translated, seed {seed}"), labelled(detailed[k], "detail redrawn"),
-                  labelled(zoom(plain[k]), "middle, 2x"), labelled(zoom(detailed[k]), "middle, 2x")]
-    Image.fromarray(grid(np.stack(tiles), columns=4)).save(DOCS / "photodetail-samples.jpg", quality=90)
+        tiles += [labelled(p[k], f"{name}, seed {seed}" if i == 0 else name) for i, (p, name) in enumerate(zip(photos, names))]
+        tiles += [labelled(zoom(p[k]), "middle, 2x") for p in photos]
+    Image.fromarray(grid(np.stack(tiles), columns=2 * len(photos))).save(DOCS / "photodetail-samples.jpg", quality=90)
 
 
 def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, ...] = (1.0, 0.9, 0.85, 0.8), seeds: tuple[int, ...] = (0, 1)) -> None:
@@ -243,7 +244,7 @@ if __name__ == "__main__":
     elif sys.argv[1] == "detail":
         detail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "photodetail":
-        photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
+        photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
