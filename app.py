@@ -36,8 +36,8 @@ TREES_INFO = ("the vessel models leave out the thinnest vessels. The detailer, a
 PHOTO_DETAIL_INFO = ("the translator's photos lack real photos' fine grain, specks and sharp edges. The photo detailer, a "
                      "diffusion model trained on real photos, keeps each photo's coarse part and draws its detail finer than "
                      "4 px anew (under a second a photo on a CPU; the same seed, the same photo). More realistic to look at, but "
-                     "a segmenter trained on such pairs did worse, and its specks read as lesions, so the grade no longer orders "
-                     "the lesions found (README): leave it off for segmentation or grading data. Lesions you ask for stay as painted")
+                     "a segmenter trained on such pairs did worse, and some of its specks read as lesions, so the grade orders the "
+                     "lesions found less well (README): leave it off for segmentation or grading data. Lesions you ask for stay as painted")
 GRADES = ["unknown", "0 no DR", "1 mild", "2 moderate", "3 severe", "4 proliferative"]
 CSS = ".hidden-bridge {display: none !important}"
 # Clicking a point on the plotly map writes its key into a hidden textbox (plotly's click
@@ -528,8 +528,8 @@ def export(model, n, seed, grades, fine_vessels=False, look_files=None, fov_heig
     source = tree_source(model, fine_vessels, detail)
     looked = f", in the looks of {len(looks)} uploaded photo{'s' if len(looks) > 1 else ''}" if looks else ""
     looked += ", fine detail by the photo detailer" if photo_detail else ""
-    caution = (". **Note:** the photo detailer's specks read as lesions, so these photos' lesions no longer follow their "
-               "grades (README, *The photo detailer*); for graded data export without it") if photo_detail and chosen else ""
+    caution = (". **Note:** some of the photo detailer's specks read as lesions, so these photos' lesions follow their "
+               "grades less closely (README, *The photo detailer*); for graded data export without it") if photo_detail and chosen else ""
     return str(path), f"{int(n)} pairs from {source}{looked}, seeds {int(seed)}-{int(seed) + int(n) - 1}: {path.name}{caution}"
 
 

@@ -244,7 +244,7 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
             rows = list(csv.DictReader(archive.read(manifest).decode().splitlines()))
         assert "photo detailer" in message and all(r["translator"].endswith("+photodetail:photodetail") for r in rows)
         assert manifest.split("/")[0].endswith("-photodetail-seed0")
-        assert "no longer follow their grades" not in message  # no grades asked for: no caution
+        assert "follow their grades less closely" not in message  # no grades asked for: no caution
         compared, compared_note = app.compare_photos(3, progress=lambda *a, **k: None)
         compared_detail, detail_note = app.compare_photos(3, photo_detail=True, progress=lambda *a, **k: None)
         assert compared.shape == compared_detail.shape and not np.array_equal(compared, compared_detail)
@@ -259,9 +259,9 @@ def test_explorer_and_app_offer_the_photo_detailer(trained, tmp_path):
         assert plain_photos.shape == detailed_photos.shape and not np.array_equal(plain_photos, detailed_photos)
         assert "photo detailer" in detailed_note and "photo detailer" not in plain_note
         _, graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], photo_detail=True, progress=lambda *a, **k: None)
-        assert "no longer follow their grades" in graded
+        assert "follow their grades less closely" in graded
         _, plain_graded = app.export("aae-lsgan-128", 1, 0, ["2 moderate"], progress=lambda *a, **k: None)
-        assert "no longer follow" not in plain_graded
+        assert "less closely" not in plain_graded
         # Lesions tab: the canvas photo detailed, a placed lesion keeping the translator's pixels
         canvas, base, _, note = app.lesion_base("aae-lsgan-128", 3, "unknown", True)
         plain_canvas, _, _, plain_note = app.lesion_base("aae-lsgan-128", 3, "unknown")
