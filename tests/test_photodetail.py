@@ -2,6 +2,7 @@
 detail given its coarse part; its training, the translator's use of it, and the CLI."""
 import csv
 import json
+from dataclasses import asdict
 
 import numpy as np
 from PIL import Image
@@ -17,9 +18,9 @@ from retinagan.inference import FundusTranslator
 from retinagan.lesions import Lesion, edited_region
 from retinagan.models.autoencoder import AutoencoderConfig, VesselAutoencoder
 from retinagan.models.detail import DetailConfig, VesselDetailer
-from retinagan.models.photodetail import PhotoDetailConfig, PhotoDetailer, split_photo
+from retinagan.models.photodetail import DetailCritic, PhotoDetailConfig, PhotoDetailer, split_photo
 from retinagan.models.pix2pix import Pix2PixConfig, Pix2PixGenerator
-from retinagan.training.photodetail import PhotoDetailTrainConfig, batch_of, train_photodetail
+from retinagan.training.photodetail import PhotoDetailTrainConfig, adversarial_step, batch_of, train_photodetail
 
 TINY = PhotoDetailConfig(widths="8,16", image_size=64, sample_steps=3)
 
@@ -144,7 +145,7 @@ def test_adversarial_fine_tune_moves_the_detailer_and_logs_its_losses(trained, t
     folder, cfg = trained
     tune = PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "adv"), init=str(folder), steps=3, batch_size=2,
                                   log_every=1, sample_every=100, state_every=2, device="cpu", bf16=False, holdout_every=3,
-                                  adversarial_weight=0.5, adversarial_steps=2, critic_width=8, lr=1e-3)
+                                  adversarial_weight=0.5, adversarial_steps=2, critic_width=8, lr=1e-3, snapshot_steps="1, 3")
     tuned = train_photodetail(tune)
     rows = [json.loads(line) for line in (tuned.parent / "stats.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3]
@@ -153,14 +154,49 @@ def test_adversarial_fine_tune_moves_the_detailer_and_logs_its_losses(trained, t
     after, config = load_model(tuned, expected_kind="photodetail")
     assert config["train_config"]["adversarial_weight"] == 0.5
     assert any(not torch.equal(a, b) for a, b in zip(before.state_dict().values(), after.state_dict().values()))
+    # snapshots of the EMA weights at the steps asked for, float16 as shipped: the last is the final weights
+    snapshots = sorted(p.name for p in (tuned.parent / "snapshots").iterdir())
+    assert snapshots == ["step-000001", "step-000003"]
+    first, first_config = load_model(tuned.parent / "snapshots" / "step-000001", expected_kind="photodetail")
+    last, last_config = load_model(tuned.parent / "snapshots" / "step-000003", expected_kind="photodetail")
+    assert (first_config["dtype"], first_config["steps"], last_config["steps"]) == ("float16", 1, 3)
+    assert all(torch.equal(a, b.half().float()) for a, b in zip(last.state_dict().values(), after.state_dict().values()))
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), last.state_dict().values()))
     # the training state carries the critic, so an interrupted fine-tune resumes with it
     from safetensors.torch import load_file
 
     states = sorted(tuned.parent.glob("state-*"))
     assert states and any(k.startswith("module/critic/") for k in load_file(str(states[-1] / "state.safetensors")))
+    # --critic-warmup: the first steps train the critic alone; the detailer does not move
+    warm = train_photodetail(PhotoDetailTrainConfig(**{**asdict(tune), "model": tune.model, "output": str(tmp_path / "warm"), "steps": 2,
+                                                       "critic_warmup": 2, "critic_steps": 2, "snapshot_steps": ""}))
+    warm_rows = [json.loads(line) for line in (warm.parent / "stats.jsonl").read_text().splitlines()]
+    assert [sorted(r) for r in warm_rows] == [["critic", "seconds", "step"]] * 2
+    unchanged, _ = load_model(warm, expected_kind="photodetail")
+    assert all(torch.equal(a, b) for a, b in zip(before.state_dict().values(), unchanged.state_dict().values()))
     with pytest.raises(ValueError, match="--init"):
         train_photodetail(PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "noinit"), steps=1, device="cpu",
                                                  bf16=False, holdout_every=3, adversarial_weight=0.5))
+
+
+def test_adversarial_step_updates_the_critic_critic_steps_times_and_only_it_in_warm_up():
+    torch.manual_seed(0)
+    model = PhotoDetailer(PhotoDetailConfig(widths="8,16", image_size=32))
+    critic = DetailCritic(4, 2)
+    optimizers = {"model": torch.optim.Adam(model.parameters(), lr=1e-3), "critic": torch.optim.Adam(critic.parameters(), lr=1e-3)}
+    photos, vessels = torch.rand(2, 3, 32, 32) * 2 - 1, (torch.rand(2, 1, 32, 32) > 0.8).float()
+    fov = torch.ones(2, 1, 32, 32)
+    cfg = PhotoDetailTrainConfig(model=model.config, adversarial_weight=1.0, adversarial_steps=2, critic_steps=3, bf16=False)
+    before = [p.detach().clone() for p in model.parameters()]
+    losses = adversarial_step(model, critic, optimizers, photos, vessels, fov, cfg, torch.Generator().manual_seed(0),
+                              torch.device("cpu"), critic_only=True)
+    assert set(losses) == {"critic"}
+    assert {int(state["step"]) for state in optimizers["critic"].state.values()} == {3}
+    assert not optimizers["model"].state and all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    losses = adversarial_step(model, critic, optimizers, photos, vessels, fov, cfg, torch.Generator().manual_seed(0), torch.device("cpu"))
+    assert set(losses) == {"loss", "adversarial", "critic"}
+    assert {int(state["step"]) for state in optimizers["critic"].state.values()} == {6}
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
 
 
 def test_translator_redraws_detail_with_the_photo_detailer(trained, tmp_path):

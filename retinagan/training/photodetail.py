@@ -11,6 +11,7 @@ tensor work.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +51,8 @@ class PhotoDetailTrainConfig:
     critic_lr: float = 2e-4
     critic_width: int = 32
     critic_layers: int = 3
+    critic_warmup: int = 0  # the first this many steps train the critic alone (the detailer, and its EMA, unchanged)
+    critic_steps: int = 1  # critic updates per step (on the same real and drawn detail)
     time_limit_min: float = 0.0  # > 0: also stop when this many minutes have passed
     device: str = "auto"
     bf16: bool = field(default_factory=bf16_units)
@@ -57,7 +60,14 @@ class PhotoDetailTrainConfig:
     log_every: int = 100
     sample_every: int = 2000  # grid: held-out photos, their blur, the blur redrawn with detail
     state_every: int = 2000
+    # comma-separated steps at which the EMA weights are also saved, float16 as shipped, in
+    # output/snapshots/step-NNNNNN: an adversarial fine-tune's gain comes early and fades, so
+    # the step to ship is picked afterwards (scripts/photodetail_steps.py scores several)
+    snapshot_steps: str = ""
     resume: bool = True
+
+    def snapshots(self) -> set[int]:
+        return {int(s) for s in self.snapshot_steps.replace(" ", "").split(",") if s}
 
 
 def training_photos(cfg: PhotoDetailTrainConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -123,19 +133,24 @@ def train_step(model: PhotoDetailer, optimizer, photos, vessels, fov, cfg: Photo
 
 
 def adversarial_step(model: PhotoDetailer, critic: DetailCritic, optimizers: dict, photos, vessels, fov,
-                     cfg: PhotoDetailTrainConfig, generator: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+                     cfg: PhotoDetailTrainConfig, generator: torch.Generator, device: torch.device,
+                     critic_only: bool = False) -> dict[str, torch.Tensor]:
     """One step of the adversarial fine-tune: the critic (hinge) on real detail against the detail
-    drawn from seeded noise in cfg.adversarial_steps steps, then the detailer on the diffusion
-    loss plus adversarial_weight times its hinge loss through every sampling step."""
+    drawn from seeded noise in cfg.adversarial_steps steps, then (unless critic_only) the detailer
+    on the diffusion loss plus adversarial_weight times its hinge loss through every sampling step."""
     coarse, detail = split_photo(photos, fov, cfg.model.sigma)
     real = detail * cfg.model.scale
     noise = torch.randn(real.shape, generator=generator).to(device)
-    fake = model.sample(coarse, vessels, fov, noise, cfg.adversarial_steps, step_context(cfg.bf16, device)) * fov
-    critic_loss = (torch.relu(1 - critic(coarse, vessels, fov, real)).mean()
-                   + torch.relu(1 + critic(coarse, vessels, fov, fake.detach())).mean())
-    optimizers["critic"].zero_grad(set_to_none=True)
-    critic_loss.backward()
-    optimizers["critic"].step()
+    with torch.no_grad() if critic_only else contextlib.nullcontext():
+        fake = model.sample(coarse, vessels, fov, noise, cfg.adversarial_steps, step_context(cfg.bf16, device)) * fov
+    for _ in range(max(1, cfg.critic_steps)):
+        critic_loss = (torch.relu(1 - critic(coarse, vessels, fov, real)).mean()
+                       + torch.relu(1 + critic(coarse, vessels, fov, fake.detach())).mean())
+        optimizers["critic"].zero_grad(set_to_none=True)
+        critic_loss.backward()
+        optimizers["critic"].step()
+    if critic_only:
+        return {"critic": critic_loss.detach()}
     adversarial = -critic(coarse, vessels, fov, fake).mean()
     loss = diffusion_loss(model, coarse, detail, vessels, fov, cfg, generator, device)
     optimizers["model"].zero_grad(set_to_none=True)
@@ -172,13 +187,27 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
     start_step, elapsed, stats = resume_run(out, cfg.resume, modules, optimizers, generators)
     started, sums = time.time() - elapsed, LossSums(cfg.log_every)
     schedule, done = Schedule(cfg.steps, cfg.time_limit_min, started), start_step
+    snapshots = cfg.snapshots()
+
+    def info(steps: int) -> dict:
+        return dict(
+            training_data=(f"{count} real fundus photos of {cfg.data} (the translator's training split: every {cfg.holdout_every}th id "
+                           "held out), each with its vessel map and FOV; DRIVE training, EyePACS and IDRiD: non-commercial research use"),
+            steps=steps,
+            init=cfg.init or None,
+            wall_time_s=round(time.time() - started, 1),
+            device=str(device),
+            train_config=asdict(cfg),
+        )
+
     for step in (bar := tqdm(range(start_step, cfg.steps), initial=start_step, total=cfg.steps, desc="photodetail", unit="step")):
         position = schedule.position(step)
         if position >= cfg.steps:
             break
         batch = batch_of((photos, vessels, fovs), cfg.batch_size, cfg.crop, generators["data"])
         if adversarial:  # a fine-tune: constant lr
-            sums.add(adversarial_step(model, critic, optimizers, *batch, cfg, generators["data"], device))
+            sums.add(adversarial_step(model, critic, optimizers, *batch, cfg, generators["data"], device,
+                                      critic_only=step < cfg.critic_warmup))
         else:
             for group in optimizers["model"].param_groups:  # cosine from lr to lr / 10, no warm-up
                 group["lr"] = cosine_lr(position, cfg.steps, cfg.lr, warmup=0, floor=0.1)
@@ -187,23 +216,16 @@ def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
         done = step + 1
         if done % cfg.log_every == 0:
             row = sums.take()
-            bar.set_postfix(loss=f"{row['loss']:.4f}")
+            bar.set_postfix({k: f"{v:.4f}" for k, v in row.items()})
             stats.write(step=done, seconds=round(time.time() - started, 1), **row)
         if done % cfg.sample_every == 0:
             save_preview(out / "samples" / f"step-{done:06d}.png", ema.model, preview, cfg.bf16)
+        if done in snapshots:
+            save_model(out / "snapshots" / f"step-{done:06d}", ema.model, "photodetail", half=True, **info(done))
         if done % cfg.state_every == 0 and done < cfg.steps:
             save_training_state(out, done, modules, optimizers, generators, extra={"wall_time_s": time.time() - started})
     save_preview(out / "samples" / "final.png", ema.model, preview, cfg.bf16)
-    info = dict(
-        training_data=(f"{count} real fundus photos of {cfg.data} (the translator's training split: every {cfg.holdout_every}th id "
-                       "held out), each with its vessel map and FOV; DRIVE training, EyePACS and IDRiD: non-commercial research use"),
-        steps=done,
-        init=cfg.init or None,
-        wall_time_s=round(time.time() - started, 1),
-        device=str(device),
-        train_config=asdict(cfg),
-    )
-    return save_model(out / "checkpoint", ema.model, "photodetail", **info)
+    return save_model(out / "checkpoint", ema.model, "photodetail", **info(done))
 
 
 def save_preview(path: Path, model: PhotoDetailer, preview: tuple[np.ndarray, ...], bf16: bool) -> None:
