@@ -177,6 +177,10 @@ def test_adversarial_fine_tune_moves_the_detailer_and_logs_its_losses(trained, t
     with pytest.raises(ValueError, match="--init"):
         train_photodetail(PhotoDetailTrainConfig(data=cfg.data, output=str(tmp_path / "noinit"), steps=1, device="cpu",
                                                  bf16=False, holdout_every=3, adversarial_weight=0.5))
+    for bad, message in (({"snapshot_steps": "100,two"}, "--snapshot-steps"), ({"critic_steps": 0}, "--critic-steps")):
+        with pytest.raises(ValueError, match=message):
+            train_photodetail(PhotoDetailTrainConfig(**{**asdict(tune), "model": tune.model, "output": str(tmp_path / "bad"), **bad}))
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
 def test_adversarial_step_updates_the_critic_critic_steps_times_and_only_it_in_warm_up():

@@ -67,7 +67,10 @@ class PhotoDetailTrainConfig:
     resume: bool = True
 
     def snapshots(self) -> set[int]:
-        return {int(s) for s in self.snapshot_steps.replace(" ", "").split(",") if s}
+        parts = [s for s in self.snapshot_steps.replace(" ", "").split(",") if s]
+        if not all(s.isdigit() and int(s) > 0 for s in parts):
+            raise ValueError(f"--snapshot-steps takes step numbers separated by commas (100,200,400), not {self.snapshot_steps!r}")
+        return {int(s) for s in parts}
 
 
 def training_photos(cfg: PhotoDetailTrainConfig, device: torch.device) -> tuple[torch.Tensor, ...]:
@@ -143,7 +146,7 @@ def adversarial_step(model: PhotoDetailer, critic: DetailCritic, optimizers: dic
     noise = torch.randn(real.shape, generator=generator).to(device)
     with torch.no_grad() if critic_only else contextlib.nullcontext():
         fake = model.sample(coarse, vessels, fov, noise, cfg.adversarial_steps, step_context(cfg.bf16, device)) * fov
-    for _ in range(max(1, cfg.critic_steps)):
+    for _ in range(cfg.critic_steps):
         critic_loss = (torch.relu(1 - critic(coarse, vessels, fov, real)).mean()
                        + torch.relu(1 + critic(coarse, vessels, fov, fake.detach())).mean())
         optimizers["critic"].zero_grad(set_to_none=True)
@@ -162,6 +165,9 @@ def adversarial_step(model: PhotoDetailer, critic: DetailCritic, optimizers: dic
 def train_photodetail(cfg: PhotoDetailTrainConfig) -> Path:
     if cfg.adversarial_weight > 0 and not cfg.init:
         raise ValueError("--adversarial-weight fine-tunes a trained photo detailer: give it with --init")
+    if cfg.critic_steps < 1 or cfg.critic_warmup < 0:
+        raise ValueError("--critic-steps must be at least 1 and --critic-warmup at least 0")
+    cfg.snapshots()  # a malformed --snapshot-steps fails here, not after hours of training
     seed_everything(cfg.seed)
     device = pick_device(cfg.device)
     out = Path(cfg.output)
