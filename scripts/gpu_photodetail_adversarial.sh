@@ -42,10 +42,10 @@ for name in "${!JOBS[@]}"; do
   tail -c 300 "$RUNS/$name.log" | tr '\r' '\n' | tail -2; echo
   final="$RUNS/$name/checkpoint"
   if [ -f "$final/config.json" ]; then
-    steps=$($PY -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['steps'], c['wall_time_s'])" "$final/config.json")
-    echo "$name: ${steps% *} steps in ${steps#* } s"
-    [ -d "$RUNS/$name/snapshots/step-$(printf %06d "${steps% *}")" ] \
-      || $PY -m retinagan export --checkpoint "$final" --output "$RUNS/$name/snapshots/step-$(printf %06d "${steps% *}")"
+    read -r steps seconds < <($PY -c "import json,sys; c=json.load(open(sys.argv[1])); print(c['steps'], c['wall_time_s'])" "$final/config.json")
+    echo "$name: $steps steps in $seconds s"
+    last="$RUNS/$name/snapshots/step-$(printf %06d "$steps")"  # a run cut by the clock: its final weights too
+    [ -d "$last" ] || $PY -m retinagan export --checkpoint "$final" --output "$last"
   fi
   [ -d "$RUNS/$name/snapshots" ] && tar czf "$OUT/$name.tgz" -C "$RUNS/$name" snapshots
 done
