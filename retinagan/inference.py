@@ -482,11 +482,14 @@ class FundusTranslator:
         grain_seed = look_seed if look_seed is not None else (noise_seed or 0)  # the texture noise's and the photo detailer's
         texture = self.texture(grain_seed, len(x), x.device)
         pick = lambda t, i: None if t is None else t[i : i + 1]  # noqa: E731
-        if noise_seed is None:
-            photos = self.model(x, grades, looks, texture)
-        else:
-            photos = torch.cat([self._noisy(x[i : i + 1], pick(grades, i), pick(looks, i), noise_seed,
-                                            texture and [pick(level, i) for level in texture]) for i in range(len(x))])
+        # One map at a time: a batched convolution may round differently with the batch's size on
+        # some CPUs (one grey level on a few pixels), and photo k must not depend on what else is asked.
+        photos = []
+        for i in range(len(x)):
+            one = (x[i : i + 1], pick(grades, i), pick(looks, i))
+            grain = texture and [pick(level, i) for level in texture]
+            photos.append(self.model(*one, grain) if noise_seed is None else self._noisy(*one, noise_seed, grain))
+        photos = torch.cat(photos)
         if self.degrid_radius > 0:
             photos = degrid(photos, self.degrid_radius)
         inside = torch.from_numpy(fov[:, None].copy()).to(photos.device)
