@@ -187,8 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen = commands.add_parser("generate", help="sample vessel trees [and fundus photos]: vessels/, fundus/, manifest.csv")
     gen.add_argument("--checkpoint", required=True, help="a vae or aae checkpoint folder")
     gen.add_argument("--translator", help="a pix2pix checkpoint folder: also write fundus/NNNNNN.png for each tree")
-    gen.add_argument("--grade", type=int, help="DR grade 0-4 for the photos (translators trained with grades); "
-                     "a lesion-drawing translator also gets lesions composed to match it, unless --lesions")
+    gen.add_argument("--grade", type=grade_list, metavar="G[,G...]",
+                     help="DR grade 0-4 for the photos (translators trained with grades), or several (0,1,2,3,4: sample k gets the "
+                     "k-th, cycling, so one folder holds a balanced graded set); a lesion-drawing translator also gets lesions "
+                     "composed to match each photo's grade, unless --lesions")
     gen.add_argument("--lesions", help='JSON file: [{"type": "microaneurysm|haemorrhage|exudate", "x": .., "y": .., "radius": ..}, ...] '
                      "in pixels of the photo; every photo gets these lesions")
     gen.add_argument("--fov-height", type=float, default=1.0, help="field of view cut at top and bottom to this fraction (0.5-1)")
@@ -441,6 +443,15 @@ def _look_files(path: Path) -> list[Path]:
     raise RetinaganError(f"--looks-from {path}: no such file or folder")
 
 
+def grade_list(text: str) -> list[int]:
+    """--grade's value: one DR grade or several, comma-separated ("2", "0,1,2,3,4")."""
+    try:
+        grades = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a grade 0-4 or several, comma-separated (0,1,2,3,4)") from None
+    return grades
+
+
 def cmd_generate(args) -> int:
     from retinagan.export import export_samples
     from retinagan.inference import fov_disc
@@ -464,8 +475,9 @@ def cmd_generate(args) -> int:
     if translator is not None and args.grade is not None:
         if translator.grades == 0:
             raise RetinaganError(f"--grade: {args.translator} was trained without grades")
-        if not 0 <= args.grade < translator.grades:
-            raise RetinaganError(f"--grade {args.grade}: {args.translator} takes grades 0-{translator.grades - 1}")
+        for grade in args.grade:
+            if not 0 <= grade < translator.grades:
+                raise RetinaganError(f"--grade {grade}: {args.translator} takes grades 0-{translator.grades - 1}")
     if translator is not None and translator.size != generator.model.config.image_size:
         raise RetinaganError(f"{args.translator} translates {translator.size} px maps; {args.checkpoint} makes {generator.model.config.image_size} px")
     if not 0.5 <= args.fov_height <= 1:
@@ -488,7 +500,7 @@ def cmd_generate(args) -> int:
     written = export_samples(
         generator, Path(args.checkpoint).name + tree_suffix(args), args.seed, args.n, Path(args.output),
         translator=translator, translator_name=translator_name,
-        grades=[args.grade], fov=fov, noise=args.noise, lesions=lesions,
+        grades=args.grade, fov=fov, noise=args.noise, lesions=lesions,
     )
     print(f"{written} new samples; {args.n} in {args.output}/manifest.csv")
     return 0

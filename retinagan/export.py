@@ -81,12 +81,11 @@ def export_samples(
             photos, placed = None, [[] for _ in chunk]
             if translator is not None:
                 placed = [translator.plan_lesions(m, fov, grade_of(k), seed + k, lesions) for k, m in zip(chunk, maps)]
-                if noise or len(grades) > 1:  # one map at a time: its own noise seed or grade
-                    photos = [translator.translate(m[None], fov, grade_of(k), noise_seed=seed + k if noise else None, look_seed=seed + k,
-                                                   lesions=[found])[0]
+                if noise:  # one map at a time: its own noise seed
+                    photos = [translator.translate(m[None], fov, grade_of(k), noise_seed=seed + k, look_seed=seed + k, lesions=[found])[0]
                               for k, m, found in zip(chunk, maps, placed)]
-                else:
-                    photos = translator.translate(maps, fov, grades[0], look_seed=[seed + k for k in chunk], lesions=placed)
+                else:  # batched as with one grade, so sample k is the same photo whatever grades the others have
+                    photos = translator.translate(maps, fov, [grade_of(k) for k in chunk], look_seed=[seed + k for k in chunk], lesions=placed)
             for i, (k, vessel_map) in enumerate(zip(chunk, maps)):
                 row = {**expected(k), "index": k, "lesions": lesions_to_json(placed[i]), "vessels": f"vessels/{k:06d}.png", "fundus": ""}
                 write_png(output / row["vessels"], vessel_map)

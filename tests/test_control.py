@@ -257,6 +257,22 @@ def test_generate_cli_lesions_and_manifest(prepared_maps, tmp_path):
     assert main(base + ["--grade", "0", "--output", str(tmp_path / "c")]) == 0
     with open(tmp_path / "c" / "manifest.csv") as f:
         assert [r["lesions"] for r in csv.DictReader(f)] == ["[]", "[]"]
+    # several grades in one folder: sample k gets the k-th (cycling), the same pair as an export of that grade alone
+    assert main(base + ["--grade", "0,3", "--output", str(tmp_path / "mix")]) == 0
+    with open(tmp_path / "mix" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["grade"] for r in rows] == ["0", "3"] and rows[0]["lesions"] == "[]" and len(json.loads(rows[1]["lesions"])) > 20
+    with open(tmp_path / "b" / "manifest.csv") as f:
+        assert rows[1]["lesions"] == list(csv.DictReader(f))[1]["lesions"]
+    assert (tmp_path / "mix" / "fundus" / "000001.png").read_bytes() == (tmp_path / "b" / "fundus" / "000001.png").read_bytes()
+    assert main(base + ["--grade", "0,3", "--output", str(tmp_path / "mix")]) == 0  # complete: nothing redone
+    assert main(base + ["--grade", "3,0", "--output", str(tmp_path / "mix")]) == 2  # another export's grades: refused
+    assert main(base + ["--grade", "0,7", "--output", str(tmp_path / "w")]) == 2
+    for malformed in ("1,x", ""):
+        with pytest.raises(SystemExit) as stop:  # argparse: usage and the reason, exit status 2
+            main(base + ["--grade", malformed, "--output", str(tmp_path / "w")])
+        assert stop.value.code == 2
+    assert not (tmp_path / "w").exists()
     bad = tmp_path / "bad.json"
     bad.write_text('[{"type": "exudate", "x": 500, "y": 1, "radius": 3}]')
     assert main(base + ["--lesions", str(bad), "--output", str(tmp_path / "d")]) == 2
