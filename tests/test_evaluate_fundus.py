@@ -54,6 +54,7 @@ def test_evaluate_fundus_cli(prepared_maps, tmp_path, capsys):
     assert result["n_real_a"] + result["n_real_b"] == 5 and result["n_holdout"] == 2
     assert result["fid_from_real_maps"] > 0 and np.isfinite(result["fid_real_vs_real"])
     assert result["fid_from_real_maps_own_conditions"] > 0 and np.isfinite(result["kid_from_real_maps_own_conditions"])  # lesion maps + grade
+    assert result["fid_from_real_maps_drawn_conditions"] > 0 and np.isfinite(result["kid_from_real_maps_drawn_conditions"])  # another photo's
     assert result["fid_from_real_maps_own_look"] > 0 and np.isfinite(result["kid_from_real_maps_own_look"])  # + each photo's own look
     assert 0 <= result["fidelity_dice_holdout"] <= 1 and 0 <= result["fidelity_dice_real_photos"] <= 1
     assert result["fid_heldout_trees"] > 0 and result["fid_heldout_real"] > 0  # 2 held-out trees vs the other 3 photos
@@ -71,3 +72,18 @@ def test_fid_matches_the_matrix_square_root_formula():
     ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     expected = ((a.mean(0) - b.mean(0)) ** 2).sum() + np.trace(ca + cb - 2 * np.real(linalg.sqrtm(ca @ cb)))
     assert fid(a, b) == pytest.approx(expected, rel=1e-6)
+
+
+def test_drawn_conditions_are_another_photos_own():
+    """Each photo gets another photo's lesion maps and grade: a seeded permutation with no fixed point."""
+    from retinagan.metrics.evaluate_fundus import conditions_drawn, derangement
+
+    for n in (2, 3, 10, 87):
+        order = derangement(n, seed=n)
+        assert sorted(order) == list(range(n)) and not (order == np.arange(n)).any()
+        assert np.array_equal(order, derangement(n, seed=n))
+    assert derangement(1) is None and not np.array_equal(derangement(50, 0), derangement(50, 1))
+    own = {"lesion_maps": np.arange(4)[:, None, None, None] * np.ones((4, 3, 8, 8)), "grade": [0, 1, 2, -1]}
+    order = derangement(4)
+    drawn = conditions_drawn(own, order)
+    assert [int(m[0, 0, 0]) for m in drawn["lesion_maps"]] == list(order) and drawn["grade"] == [own["grade"][i] for i in order]

@@ -9,9 +9,10 @@
   that small size: both FIDs are large at n = 18, only their ratio means much). Half B's trees
   are translated twice: as a bare tree (no lesions, grade unknown) and with their own photo's
   conditions (the lesion detector's maps of it and its grade), the way pix2pix is scored on
-  the label maps of the photos it is compared with; and a third time with those conditions and
-  their photo's own look (the translator's appearance input) instead of a training photo's
-  picked by seed.
+  the label maps of the photos it is compared with; a third time with another half-B photo's
+  conditions (drawn from the data, as class-conditional generators are scored with labels drawn
+  from their training set's); and a fourth time with its own conditions and its photo's own look
+  (the translator's appearance input) instead of a training photo's picked by seed.
 - Vessel fidelity: the shipped segmenter run on each generated photo, Dice against the vessel
   map it was made from; the same for the real photos against their own maps is the ceiling.
 - Anatomy: one optic disc (a single clear brightness peak on the expected side) and an intact
@@ -162,6 +163,22 @@ def conditions_of(prepared, keep: np.ndarray, translator) -> dict:
     return out
 
 
+def derangement(n: int, seed: int = 0) -> np.ndarray | None:
+    """A seeded permutation of range(n) that moves every index (None when n < 2: there is none)."""
+    if n < 2:
+        return None
+    rng = np.random.default_rng(seed)
+    while True:  # a random permutation is a derangement with probability ~1/e
+        order = rng.permutation(n)
+        if not (order == np.arange(n)).any():
+            return order
+
+
+def conditions_drawn(own: dict, order: np.ndarray) -> dict:
+    """conditions_of's keywords with photo k given photo order[k]'s conditions instead of its own."""
+    return {key: value[order] if isinstance(value, np.ndarray) else [value[i] for i in order] for key, value in own.items()}
+
+
 def evaluate_translator(translator, prepared, segmenter, generator=None, n: int = 0, seed: int = 0, holdout_every: int = 10) -> dict:
     """All Stage 2 scores as one flat dict (see the module docstring).
 
@@ -200,6 +217,15 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
         feats_own = inception_features(net, made_own, desc="real maps, own lesions")
         result["fid_from_real_maps_own_conditions"] = fid(feats_own, feats_a)
         result["kid_from_real_maps_own_conditions"], result["kid_from_real_maps_own_conditions_std"] = kid(feats_own, feats_a)
+        order = derangement(len(looks_b))
+        if order is not None:
+            # ... and each with another half-B photo's conditions (a seeded derangement): conditions
+            # drawn from the data, as a class-conditional generator is scored with labels drawn from
+            # its training set's, without the alignment of a photo's lesions to its own tree.
+            made_drawn = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=looks_b, **conditions_drawn(own, order))
+            feats_drawn = inception_features(net, made_drawn, desc="real maps, drawn conditions")
+            result["fid_from_real_maps_drawn_conditions"] = fid(feats_drawn, feats_a)
+            result["kid_from_real_maps_drawn_conditions"], result["kid_from_real_maps_drawn_conditions_std"] = kid(feats_drawn, feats_a)
     if translator.model.config.appearance_dim > 0:
         # ... and also each in its own real photo's look (per-channel mean and spread inside the
         # FOV, the translator's appearance input, as in training), instead of a training photo's
