@@ -446,10 +446,9 @@ def _look_files(path: Path) -> list[Path]:
 def grade_list(text: str) -> list[int]:
     """--grade's value: one DR grade or several, comma-separated ("2", "0,1,2,3,4")."""
     try:
-        grades = [int(part) for part in text.split(",")]
+        return [int(part) for part in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r}: give a grade 0-4 or several, comma-separated (0,1,2,3,4)") from None
-    return grades
 
 
 def cmd_generate(args) -> int:

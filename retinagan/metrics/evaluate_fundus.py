@@ -7,7 +7,7 @@
   so that FID flatters the translator; the held-out trees' photos (never trained on) are also
   scored against the other real photos, beside the real photos of the same trees (the floor at
   that small size: both FIDs are large at n = 18, only their ratio means much). Half B's trees
-  are translated twice: as a bare tree (no lesions, grade unknown) and with their own photo's
+  are translated four times: as a bare tree (no lesions, grade unknown), with their own photo's
   conditions (the lesion detector's maps of it and its grade), the way pix2pix is scored on
   the label maps of the photos it is compared with; a third time with another half-B photo's
   conditions (drawn from the data, as class-conditional generators are scored with labels drawn
