@@ -20,12 +20,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retinagan.inference import FundusTranslator  # noqa: E402
+from look_seed_band import first_row_setup  # noqa: E402  (scripts/, beside this one)
 from retinagan.lesions import compose_for_grade  # noqa: E402
-from retinagan.metrics.evaluate_fundus import (  # noqa: E402
-    conditions_drawn, conditions_of, derangement, fid, inception, inception_features, kid, split_halves,
-)
-from retinagan.pipeline import load_prepared  # noqa: E402
+from retinagan.metrics.evaluate_fundus import conditions_drawn, conditions_of, derangement, fid, inception_features, kid  # noqa: E402
 
 
 def seeds(text: str) -> list[int]:
@@ -34,17 +31,9 @@ def seeds(text: str) -> list[int]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--photo-detail")
-    parser.add_argument("--real", default="runs/prepared-256.npz")
-    parser.add_argument("--translator", default="checkpoints/pix2pix-grade")
     parser.add_argument("--draws", default="0,1,2,3,4,5", help="derangement seeds")
     parser.add_argument("--composed", default="0,1", help="grade-draw seeds for composed lesions")
-    args = parser.parse_args()
-    prepared = load_prepared(args.real)
-    half_a = split_halves(prepared.ids)
-    net = inception()
-    feats_a = inception_features(net, (prepared.images * prepared.fov[..., None])[half_a])
-    translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail)
+    args, prepared, half_a, net, feats_a, translator = first_row_setup(parser)
     trees, fovs = prepared.vessels[~half_a], prepared.fov[~half_a]
     looks = list(range(len(trees)))
     own = conditions_of(prepared, ~half_a, translator)

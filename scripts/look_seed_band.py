@@ -18,18 +18,25 @@ from retinagan.metrics.evaluate_fundus import fid, inception, inception_features
 from retinagan.pipeline import load_prepared  # noqa: E402
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
+def first_row_setup(parser: argparse.ArgumentParser):
+    """evaluate fundus's first-row pieces for a script: its parsed arguments (with --photo-detail,
+    --real, --translator added), the real set, the half-A mask, the FID network, the real half-A
+    photos' features and the translator."""
     parser.add_argument("--photo-detail")
     parser.add_argument("--real", default="runs/prepared-256.npz")
     parser.add_argument("--translator", default="checkpoints/pix2pix-grade")
-    parser.add_argument("--offsets", default="0,1000,2000,3000")
     args = parser.parse_args()
     prepared = load_prepared(args.real)
     half_a = split_halves(prepared.ids)
     net = inception()
     feats_a = inception_features(net, (prepared.images * prepared.fov[..., None])[half_a])
-    translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail)
+    return args, prepared, half_a, net, feats_a, FundusTranslator.load(args.translator, photo_detail=args.photo_detail)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--offsets", default="0,1000,2000,3000")
+    args, prepared, half_a, net, feats_a, translator = first_row_setup(parser)
     n = int((~half_a).sum())
     for match in (True, False):
         translator.match_look_to_fov = match
