@@ -487,6 +487,7 @@ class Explorer:
                 "model": f"{label} (translator)",
                 "FID, photos of real trees": fundus.get("fid_from_real_maps"),
                 "FID, photos of real trees with their own lesions and grade": fundus.get("fid_from_real_maps_own_conditions"),
+                "FID, ... with another real photo's lesions and grade": fundus.get("fid_from_real_maps_drawn_conditions"),
                 "FID, ... and their own photo's look": fundus.get("fid_from_real_maps_own_look"),
                 "FID, real vs real (floor)": fundus.get("fid_real_vs_real"),
                 "KID, photos of real trees": fundus.get("kid_from_real_maps"),

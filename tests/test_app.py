@@ -69,3 +69,17 @@ def test_repaint_paints_a_real_photos_own_tree_in_its_own_look(tmp_path):
     assert result[0] is None and result[3].startswith("**Could not use this file:**") and "not an image" in result[3]
     names = {fn.api_name for fn in app.build_ui().fns.values()}
     assert "repaint" in names
+
+
+def test_model_table_shows_the_translators_stored_scores():
+    """The Compare tab's table reads each translator's evaluate fundus scores from its config.json."""
+    from pathlib import Path
+
+    from retinagan.checkpoint import read_config
+
+    table = app.table_rows()
+    row = table[table["model"] == "pix2pix-grade (translator)"].iloc[0]
+    stored = read_config(Path(app.__file__).parent / "checkpoints" / "pix2pix-grade")["metrics"]["evaluate_fundus"]
+    assert row["FID, photos of real trees"] == stored["fid_from_real_maps"]
+    assert row["FID, ... with another real photo's lesions and grade"] == stored["fid_from_real_maps_drawn_conditions"]
+    assert row["FID, real vs real (floor)"] == stored["fid_real_vs_real"] < row["FID, photos of real trees"]
