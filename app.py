@@ -104,10 +104,13 @@ class PngFiles:
 png_file = PngFiles()
 
 
+SHIPPED = Path(__file__).resolve().parent / "checkpoints"  # whatever folder the app is started from
+
+
 def explorer() -> Explorer:
     """The models, every call run on one thread (see OneThread: ~35% faster per call here)."""
     if state["explorer"] is None:
-        state["explorer"] = OneThread(Explorer(state.get("checkpoints") or "checkpoints"))
+        state["explorer"] = OneThread(Explorer(state.get("checkpoints") or SHIPPED))
     return state["explorer"]
 
 
@@ -778,7 +781,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=7860)
     parser.add_argument("--share", action="store_true", help="ask Gradio for a public share link")
     parser.add_argument("--data", help="a dataset folder or label file whose photos to offer as real trees")
-    parser.add_argument("--checkpoints", default="checkpoints", help="folder of the model checkpoints")
+    parser.add_argument("--checkpoints", default=str(SHIPPED), help="folder of the model checkpoints (default: the shipped ones, beside app.py)")
     args = parser.parse_args()
     state["data"], state["checkpoints"] = args.data, args.checkpoints
     build_ui().queue().launch(server_name=args.host, server_port=args.port, share=args.share, max_file_size=MAX_UPLOAD, css=CSS)
