@@ -104,8 +104,12 @@ class VesselGenerator:
 
     @torch.no_grad()
     def sample(self, seeds: list[int]) -> np.ndarray:
-        """One map per seed, (N, S, S) float32 probabilities; map k depends on seeds[k] only."""
-        return self.model.sample(seeds)[:, 0].cpu().numpy()
+        """One map per seed, (N, S, S) float32 probabilities; map k depends on seeds[k] only: decoded
+        one at a time, as a batched decoder's probabilities can differ in the last bits with the
+        batch's size on some CPUs (a map thresholded at 0.5 could then gain or lose a pixel)."""
+        maps = [self.model.sample([seed])[:, 0].cpu().numpy() for seed in seeds]
+        size = self.model.config.image_size
+        return np.concatenate(maps) if maps else np.zeros((0, size, size), np.float32)
 
     @torch.no_grad()
     def decode(self, codes: np.ndarray) -> np.ndarray:

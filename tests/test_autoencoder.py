@@ -155,7 +155,10 @@ def test_generate_cli_is_deterministic_and_resumable(prepared_maps, tmp_path):
     with open(tmp_path / "a" / "manifest.csv") as f:
         assert sorted(int(r["index"]) for r in csv.DictReader(f)) == [0, 1, 2, 3, 4]
     assert main(["generate", "--checkpoint", str(folder), "--n", "5", "--seed", "99", "--output", str(tmp_path / "a")]) == 2
-    assert VesselGenerator.load(folder).sample([11]).shape == (1, 128, 128)
+    generator = VesselGenerator.load(folder)
+    assert generator.sample([11]).shape == (1, 128, 128) and generator.sample([]).shape == (0, 128, 128)
+    many = generator.sample(list(range(10, 19)))
+    assert all(np.array_equal(many[k], generator.sample([10 + k])[0]) for k in range(9))  # to the last bit, whatever the batch
 
 
 def test_strong_augment_warps_deterministically_and_keeps_maps_binary():
