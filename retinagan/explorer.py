@@ -482,18 +482,28 @@ class Explorer:
         for label in labels:
             if not (self.root / label / "config.json").is_file():
                 continue
-            fundus = read_config(self.root / label).get("metrics", {}).get("evaluate_fundus", {})
-            table.append({
-                "model": f"{label} (translator)",
-                "FID, photos of real trees": fundus.get("fid_from_real_maps"),
-                "FID, photos of real trees with their own lesions and grade": fundus.get("fid_from_real_maps_own_conditions"),
-                "FID, ... with another real photo's lesions and grade": fundus.get("fid_from_real_maps_drawn_conditions"),
-                "FID, ... and their own photo's look": fundus.get("fid_from_real_maps_own_look"),
-                "FID, real vs real (floor)": fundus.get("fid_real_vs_real"),
-                "KID, photos of real trees": fundus.get("kid_from_real_maps"),
-                "vessel fidelity Dice (held-out)": fundus.get("fidelity_dice_holdout"),
-            })
+            metrics = read_config(self.root / label).get("metrics", {})
+            # the translator as it paints, then (where measured) with every photo's fine detail redrawn
+            for key, what in (("evaluate_fundus", "translator"), ("evaluate_fundus_photodetail", "translator + photo detail")):
+                if key in metrics or key == "evaluate_fundus":
+                    table.append(self._fundus_row(f"{label} ({what})", metrics.get(key, {})))
         return table
+
+    @staticmethod
+    def _fundus_row(model: str, fundus: dict) -> dict:
+        """model_table's row of a translator's stored evaluate fundus scores."""
+        return {
+            "model": model,
+            "FID, photos of real trees": fundus.get("fid_from_real_maps"),
+            "FID, photos of real trees, mean over look sets": fundus.get("fid_from_real_maps_look_sets_mean"),
+            "look sets": fundus.get("look_sets"),
+            "FID, photos of real trees with their own lesions and grade": fundus.get("fid_from_real_maps_own_conditions"),
+            "FID, ... with another real photo's lesions and grade": fundus.get("fid_from_real_maps_drawn_conditions"),
+            "FID, ... and their own photo's look": fundus.get("fid_from_real_maps_own_look"),
+            "FID, real vs real (floor)": fundus.get("fid_real_vs_real"),
+            "KID, photos of real trees": fundus.get("kid_from_real_maps"),
+            "vessel fidelity Dice (held-out)": fundus.get("fidelity_dice_holdout"),
+        }
 
 
 def gif_bytes(frames: list[np.ndarray], duration_ms: int = 160) -> bytes:

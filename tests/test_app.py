@@ -83,3 +83,9 @@ def test_model_table_shows_the_translators_stored_scores():
     assert row["FID, photos of real trees"] == stored["fid_from_real_maps"]
     assert row["FID, ... with another real photo's lesions and grade"] == stored["fid_from_real_maps_drawn_conditions"]
     assert row["FID, real vs real (floor)"] == stored["fid_real_vs_real"] < row["FID, photos of real trees"]
+    # the same translator with the photo detailer, and the first row's mean over sets of look seeds
+    metrics = read_config(Path(app.__file__).parent / "checkpoints" / "pix2pix-grade")["metrics"]
+    detailed = table[table["model"] == "pix2pix-grade (translator + photo detail)"].iloc[0]
+    assert detailed["FID, photos of real trees"] == metrics["evaluate_fundus_photodetail"]["fid_from_real_maps"] < row["FID, photos of real trees"]
+    assert detailed["FID, photos of real trees, mean over look sets"] == metrics["evaluate_fundus_photodetail"]["fid_from_real_maps_look_sets_mean"]
+    assert detailed["look sets"] == len(metrics["evaluate_fundus_photodetail"]["fid_from_real_maps_look_sets"]) > 1

@@ -59,9 +59,17 @@ def test_evaluate_fundus_cli(prepared_maps, tmp_path, capsys):
     assert 0 <= result["fidelity_dice_holdout"] <= 1 and 0 <= result["fidelity_dice_real_photos"] <= 1
     assert result["fid_heldout_trees"] > 0 and result["fid_heldout_real"] > 0  # 2 held-out trees vs the other 3 photos
     assert result["fid_heldout_trees"] != result["fid_heldout_real"] and np.isfinite(result["kid_heldout_trees"])
+    # the first row over 8 sets of look seeds (the default): set 1 is the row itself, the others differ
+    sets = result["fid_from_real_maps_look_sets"]
+    assert result["look_sets"] == len(sets) == 8 and sets[0] == result["fid_from_real_maps"] and len(set(sets)) > 1
+    assert result["fid_from_real_maps_look_sets_mean"] == pytest.approx(np.mean(sets))
+    assert result["fid_from_real_maps_look_sets_std"] == pytest.approx(np.std(sets, ddof=1)) and result["fid_from_real_maps_look_sets_std"] > 0
     stored = json.loads((folder / "config.json").read_text())["metrics"]["evaluate_fundus"]
     assert stored["fid_from_real_maps"] == result["fid_from_real_maps"]
+    assert stored["fid_from_real_maps_look_sets"] == sets
     assert main(args[:4] + ["--real", str(tmp_path / "nothing.npz")]) == 2
+    assert main(args[:4] + ["--real", str(prepared_maps), "--look-sets", "0"]) == 2
+    assert "--look-sets must be 1 or more" in capsys.readouterr().err
 
 
 def test_fid_matches_the_matrix_square_root_formula():

@@ -70,6 +70,27 @@ def test_draw_is_per_seed_keeps_the_surround_and_round_trips_through_a_checkpoin
     assert np.array_equal(loaded.draw(photos, vessels, fov, [5, 6]), drawn)
 
 
+def test_keep_detail_blends_the_photos_own_fine_detail_with_the_drawn(tmp_path):
+    """keep k: (1 - k) times the drawn detail plus k times the photo's own, over the same blur."""
+    torch.manual_seed(0)
+    model = PhotoDetailer(TINY).eval()
+    photos, vessels, fov = photos_and_maps(2)
+    drawn = model.draw(photos, vessels, fov, [5, 6])
+    assert np.array_equal(model.draw(photos, vessels, fov, [5, 6], keep=0.0), drawn)  # the default: all drawn
+    own = model.draw(photos, vessels, fov, [5, 6], keep=1.0)
+    assert np.abs(own.astype(int) - photos).max() <= 1  # all kept: the photo itself (blur + its detail)
+    half = model.draw(photos, vessels, fov, [5, 6], keep=0.5).astype(float)
+    assert np.abs(half - (drawn.astype(float) + photos) / 2).max() <= 1.5
+    assert not np.array_equal(half, drawn) and not np.array_equal(half, own)
+    with pytest.raises(ValueError, match="keep"):
+        model.draw(photos, vessels, fov, [5, 6], keep=1.5)
+    # the share is a checkpoint setting: read back from its config, used when draw is not told otherwise
+    model.config = PhotoDetailConfig(**{**asdict(TINY), "keep_detail": 0.5})
+    loaded, config = load_model(save_model(tmp_path / "ckpt", model, "photodetail"), expected_kind="photodetail")
+    assert config["model_config"]["keep_detail"] == 0.5
+    assert np.array_equal(loaded.draw(photos, vessels, fov, [5, 6]), model.draw(photos, vessels, fov, [5, 6], keep=0.5))
+
+
 def test_batch_of_picks_crops_and_flips_all_arrays_alike():
     a = torch.arange(3 * 2 * 16 * 16, dtype=torch.float32).reshape(3, 2, 16, 16)
     first, second = batch_of((a, a * 2), 6, 8, torch.Generator().manual_seed(0))

@@ -163,6 +163,11 @@ def conditions_of(prepared, keep: np.ndarray, translator) -> dict:
     return out
 
 
+def look_set_stride(n: int) -> int:
+    """Look seeds of set j start at j times this: 1000 (sets never share a seed for n <= 1000), or n."""
+    return max(1000, n)
+
+
 def derangement(n: int, seed: int = 0) -> np.ndarray | None:
     """A seeded permutation of range(n) that moves every index (None when n < 2: there is none)."""
     if n < 2:
@@ -179,13 +184,16 @@ def conditions_drawn(own: dict, order: np.ndarray) -> dict:
     return {key: value[order] if isinstance(value, np.ndarray) else [value[i] for i in order] for key, value in own.items()}
 
 
-def evaluate_translator(translator, prepared, segmenter, generator=None, n: int = 0, seed: int = 0, holdout_every: int = 10) -> dict:
+def evaluate_translator(translator, prepared, segmenter, generator=None, n: int = 0, seed: int = 0, holdout_every: int = 10,
+                        look_sets: int = 1) -> dict:
     """All Stage 2 scores as one flat dict (see the module docstring).
 
     prepared: the real set (a PreparedSet at the translator's size). Its held-out maps (the
     same every-k-th-id split as training) are the fidelity set; halves A/B by id give FID.
     generator: a Stage 1 model: also score photos made from n of its samples (sequential
     pipeline), each given the FOV mask of a real half-B photo in turn.
+    look_sets: score the first row (bare half-B trees) over this many sets of look seeds (set j:
+    seeds j * look_set_stride(n) + 0..n-1; set 0 is the row itself): their FIDs, mean and spread.
     """
     from retinagan.training.autoencoder import split_holdout
 
@@ -208,6 +216,22 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     }
     result["kid_real_vs_real"], result["kid_real_vs_real_std"] = kid(feats_b, feats_a)
     result["kid_from_real_maps"], result["kid_from_real_maps_std"] = kid(feats_made, feats_a)
+    if look_sets > 1:
+        # The same row over several sets of look seeds: each photo's look, grain and detail are
+        # drawn from its seed, and at n = 87 one set's FID moves by about 1 from the draw alone.
+        fids, kids = [result["fid_from_real_maps"]], [result["kid_from_real_maps"]]
+        stride = look_set_stride(len(looks_b))
+        for j in range(1, look_sets):
+            made = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=[j * stride + s for s in looks_b])
+            feats = inception_features(net, made, desc=f"from real maps, look set {j + 1}/{look_sets}")
+            fids.append(fid(feats, feats_a))
+            kids.append(kid(feats, feats_a)[0])
+        result["look_sets"] = look_sets
+        result["fid_from_real_maps_look_sets"] = fids
+        result["fid_from_real_maps_look_sets_mean"] = float(np.mean(fids))
+        result["fid_from_real_maps_look_sets_std"] = float(np.std(fids, ddof=1))
+        result["kid_from_real_maps_look_sets_mean"] = float(np.mean(kids))
+        result["kid_from_real_maps_look_sets_std"] = float(np.std(kids, ddof=1))
     own = conditions_of(prepared, ~half_a, translator)
     if own:
         # The same trees, each photo made with its real photo's lesion maps (the detector's, as

@@ -36,6 +36,7 @@ class PhotoDetailConfig:
     scale: float = 12.0  # the detail (photo in [-1, 1] minus its blur) times this is what the diffusion draws
     sample_steps: int = 50  # DDIM steps when drawing
     min_alpha: float = 1e-5  # the noise schedule's clip
+    keep_detail: float = 0.0  # share of the photo's own fine detail kept beside the drawn (draw: (1 - k) drawn + k own)
 
     def levels(self) -> tuple[int, ...]:
         return tuple(int(w) for w in self.widths.split(","))
@@ -81,12 +82,17 @@ class PhotoDetailer(TimeUNet):
 
     @torch.no_grad()
     def draw(self, photos: np.ndarray, vessels: np.ndarray, fov: np.ndarray, seeds: list[int], steps: int | None = None,
-             bf16: bool = False, batch: int = 1, progress=None) -> np.ndarray:
+             bf16: bool = False, batch: int = 1, progress=None, keep: float | None = None) -> np.ndarray:
         """(N, S, S, 3) uint8 photos, (N, S, S) vessel maps and FOV masks -> (N, S, S, 3) uint8
-        photos: each photo's blur kept, its fine detail drawn anew (zero outside the FOV). Photo
-        k depends on photos[k], vessels[k], fov[k] and seeds[k] only (for a given batch size: the default,
-        one at a time, gives the same photo on every call). progress(done, total)."""
+        photos: each photo's blur kept, its fine detail drawn anew (zero outside the FOV), or,
+        with keep k > 0 (default: config.keep_detail), (1 - k) times the drawn detail plus k times
+        the photo's own. Photo k depends on photos[k], vessels[k], fov[k] and seeds[k] only (for a
+        given batch size: the default, one at a time, gives the same photo on every call).
+        progress(done, total)."""
         steps = steps or self.config.sample_steps
+        keep = self.config.keep_detail if keep is None else float(keep)
+        if not 0 <= keep <= 1:
+            raise ValueError(f"keep must be within 0-1, not {keep}")
         device = next(self.parameters()).device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         out = []
@@ -95,11 +101,11 @@ class PhotoDetailer(TimeUNet):
             rgb = torch.as_tensor(np.asarray(photos[part]), device=device).permute(0, 3, 1, 2).float() / 127.5 - 1
             maps = torch.as_tensor(np.asarray(vessels[part], np.float32), device=device)[:, None]
             mask = torch.as_tensor(np.asarray(fov[part], np.float32), device=device)[:, None]
-            coarse, _ = split_photo(rgb, mask, self.config.sigma)
+            coarse, own = split_photo(rgb, mask, self.config.sigma)
             x = torch.cat([torch.randn((1, 3, *rgb.shape[2:]), generator=torch.Generator().manual_seed(int(s)))
                            for s in seeds[part]]).to(device)
             estimate = self.sample(coarse, maps, mask, x, steps, autocast)
-            photo = (coarse + estimate / self.config.scale) * mask + rgb * (1 - mask)
+            photo = (coarse + (1 - keep) * estimate / self.config.scale + keep * own) * mask + rgb * (1 - mask)
             out.append(((photo.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy())
             if progress:
                 progress(min(start + batch, len(seeds)), len(seeds))
