@@ -89,6 +89,11 @@ def test_keep_detail_blends_the_photos_own_fine_detail_with_the_drawn(tmp_path):
     loaded, config = load_model(save_model(tmp_path / "ckpt", model, "photodetail"), expected_kind="photodetail")
     assert config["model_config"]["keep_detail"] == 0.5
     assert np.array_equal(loaded.draw(photos, vessels, fov, [5, 6]), model.draw(photos, vessels, fov, [5, 6], keep=0.5))
+    stored = json.loads((tmp_path / "ckpt" / "config.json").read_text())
+    stored["model_config"]["keep_detail"] = 2.0  # a hand-edited config: refused when loaded, with the reason
+    (tmp_path / "ckpt" / "config.json").write_text(json.dumps(stored))
+    with pytest.raises(CheckpointError, match="keep_detail must be within 0-1"):
+        load_model(tmp_path / "ckpt", expected_kind="photodetail")
 
 
 def test_batch_of_picks_crops_and_flips_all_arrays_alike():

@@ -57,6 +57,8 @@ class PhotoDetailer(TimeUNet):
     -> (B, 3, S, S) v prediction of the detail."""
 
     def __init__(self, config: PhotoDetailConfig):
+        if not 0 <= config.keep_detail <= 1:
+            raise ValueError(f"keep_detail must be within 0-1, not {config.keep_detail}")
         super().__init__(config.levels(), INPUTS, 3, mid_blocks=2)
         self.config = config
 
