@@ -4,6 +4,7 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |refine [checkpoint ...]|end2end LABEL=VESSEL_CKPT,TRANSLATOR ...
                                |fine VESSEL_CKPT TRANSLATOR|detail VESSEL_CKPT TRANSLATOR DETAILER
                                |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER|looks VESSEL_CKPT TRANSLATOR
+                               |keep VESSEL_CKPT TRANSLATOR PHOTO_DETAILER [K ...] (default: 0 0.15)
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -193,19 +194,37 @@ def detail_figure(vessel_checkpoint: str, translator: str, detailer: str, seeds:
 def photodetail_figure(vessel_checkpoint: str, translator: str, photo_detailers: list[str], seeds: tuple[int, ...] = (0, 1, 2)) -> None:
     """Per seed (a row): the translator's photo of a sampled tree, the same photo with its fine
     detail redrawn by each photo detailer (labelled by its folder), and the middle of each at 2x."""
+    variants = [(f"detail: {Path(d).name}", d, None) for d in photo_detailers]
+    detail_rows(vessel_checkpoint, translator, variants, seeds, "photodetail-samples.jpg")
+
+
+def keep_figure(vessel_checkpoint: str, translator: str, photo_detailer: str, keeps: list[float], seeds: tuple[int, ...] = (0, 1, 2)) -> None:
+    """As photodetail_figure, one photo detailer at several keep_detail shares (the translator's own
+    fine detail kept beside the drawn): docs/photodetail-keep.jpg."""
+    variants = [(f"detail, keep {k:g}", photo_detailer, k) for k in keeps]
+    detail_rows(vessel_checkpoint, translator, variants, seeds, "photodetail-keep.jpg")
+
+
+def detail_rows(vessel_checkpoint: str, translator: str, variants: list[tuple[str, str, float | None]], seeds: tuple[int, ...], output: str) -> None:
+    """Per seed (a row): the translator's photo of a sampled tree, then each (label, photo detailer,
+    keep share or None for its own) variant's, then the middle of each at 2x; saved as docs/OUTPUT."""
     from retinagan.inference import FundusTranslator, VesselGenerator
 
     trees = VesselGenerator.load(vessel_checkpoint).sample(list(seeds))
     photos = [FundusTranslator.load(translator).translate(trees, look_seed=list(seeds))]
-    photos += [FundusTranslator.load(translator, photo_detail=d).translate(trees, look_seed=list(seeds)) for d in photo_detailers]
-    names = ["translated"] + [f"detail: {Path(d).name}" for d in photo_detailers]
+    for _, folder, keep in variants:
+        painter = FundusTranslator.load(translator, photo_detail=folder)
+        if keep is not None:
+            painter.photo_detailer.config.keep_detail = keep
+        photos.append(painter.translate(trees, look_seed=list(seeds)))
+    names = ["translated"] + [label for label, _, _ in variants]
     side = photos[0].shape[1]
     zoom = lambda photo: np.asarray(Image.fromarray(photo[side // 4: 3 * side // 4, side // 4: 3 * side // 4]).resize((side, side), Image.NEAREST))  # noqa: E731
     tiles = []
     for k, seed in enumerate(seeds):
         tiles += [labelled(p[k], f"{name}, seed {seed}" if i == 0 else name) for i, (p, name) in enumerate(zip(photos, names))]
         tiles += [labelled(zoom(p[k]), "middle, 2x") for p in photos]
-    Image.fromarray(grid(np.stack(tiles), columns=2 * len(photos))).save(DOCS / "photodetail-samples.jpg", quality=90)
+    Image.fromarray(grid(np.stack(tiles), columns=2 * len(photos))).save(DOCS / output, quality=90)
 
 
 def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, ...] = (1.0, 0.9, 0.85, 0.8), seeds: tuple[int, ...] = (0, 1)) -> None:
@@ -245,6 +264,8 @@ if __name__ == "__main__":
         detail_figure(sys.argv[2], sys.argv[3], sys.argv[4])
     elif sys.argv[1] == "photodetail":
         photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4:])
+    elif sys.argv[1] == "keep":
+        keep_figure(sys.argv[2], sys.argv[3], sys.argv[4], [float(k) for k in (sys.argv[5:] or ["0", "0.15"])])
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
