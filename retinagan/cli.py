@@ -325,13 +325,13 @@ def cmd_evaluate(args) -> int:
 
         if (args.fine_vessels or args.detail) and not args.vessels:
             raise RetinaganError("--fine-vessels and --detail act on the trees of --vessels: name a vessel model")
+        if args.look_sets < 1:
+            raise RetinaganError(f"--look-sets must be 1 or more, not {args.look_sets}")
         translator = load_translator(args.checkpoint, args)
         segmenter = Segmenter.load(args.segmenter)
         prepared = _real_set(args.real, segmenter, translator.size)
         generator = tree_generator(args, args.vessels) if args.vessels else None
         holdout_every = translator.config.get("train_config", {}).get("holdout_every", 10)  # the training split
-        if args.look_sets < 1:
-            raise RetinaganError(f"--look-sets must be 1 or more, not {args.look_sets}")
         result = evaluate_translator(translator, prepared, segmenter, generator, args.n, args.seed, holdout_every, args.look_sets)
         result["fine_vessels"], result["detail"], result["photo_detail"] = args.fine_vessels, args.detail, args.photo_detail
         if args.store:

@@ -483,10 +483,9 @@ class Explorer:
             if not (self.root / label / "config.json").is_file():
                 continue
             metrics = read_config(self.root / label).get("metrics", {})
-            # the translator as it paints, then (where measured) with every photo's fine detail redrawn
-            for key, what in (("evaluate_fundus", "translator"), ("evaluate_fundus_photodetail", "translator + photo detail")):
-                if key in metrics or key == "evaluate_fundus":
-                    table.append(self._fundus_row(f"{label} ({what})", metrics.get(key, {})))
+            table.append(self._fundus_row(f"{label} (translator)", metrics.get("evaluate_fundus", {})))
+            if "evaluate_fundus_photodetail" in metrics:  # measured with every photo's fine detail redrawn
+                table.append(self._fundus_row(f"{label} (translator + photo detail)", metrics["evaluate_fundus_photodetail"]))
         return table
 
     @staticmethod
