@@ -12,7 +12,7 @@ fine-tune's snapshots, train.py photodetail --snapshot-steps) share the translat
 real photos' features; each row names its checkpoint.
 --keep: the share of the translator's own fine detail kept beside the drawn (PhotoDetailConfig.keep_detail;
 default: each checkpoint's own), one row per value. --look-sets N: every row over N sets of look
-seeds (set j: seeds j * 1000 + 0..n-1, as evaluate fundus --look-sets), each set's FID and their mean.
+seeds (evaluate_fundus.look_set, as evaluate fundus --look-sets), each set's FID and their mean.
 """
 import argparse
 import json
@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from retinagan.checkpoint import load_model  # noqa: E402
 from retinagan.inference import FundusTranslator  # noqa: E402
-from retinagan.metrics.evaluate_fundus import fid, inception, inception_features, kid, look_set_stride, split_halves  # noqa: E402
+from retinagan.metrics.evaluate_fundus import fid, inception, inception_features, kid, look_set, split_halves  # noqa: E402
 from retinagan.pipeline import load_prepared  # noqa: E402
 
 
@@ -61,7 +61,7 @@ def main() -> None:
     feats_a, feats_b = inception_features(net, photos[half_a]), inception_features(net, photos[~half_a])
     translator = FundusTranslator.load(args.translator)
     n = int(half_a.sum())
-    look_sets = [list(range(j * look_set_stride(n), j * look_set_stride(n) + n)) for j in range(args.look_sets)]
+    look_sets = [look_set(n, j) for j in range(args.look_sets)]
     made = [translator.translate(prepared.vessels[half_a], prepared.fov[half_a], look_seed=seeds) for seeds in look_sets]
     seeds = look_sets[0]
     print(json.dumps({"pairing": "half-A trees vs real half B", "steps": 0, **over_sets([inception_features(net, m) for m in made], feats_b)}), flush=True)

@@ -163,9 +163,11 @@ def conditions_of(prepared, keep: np.ndarray, translator) -> dict:
     return out
 
 
-def look_set_stride(n: int) -> int:
-    """Look seeds of set j start at j times this: 1000 (sets never share a seed for n <= 1000), or n."""
-    return max(1000, n)
+def look_set(n: int, j: int) -> list[int]:
+    """The look seeds of set j for n photos: j * max(1000, n) + 0..n-1 (set 0: 0..n-1, the first
+    row's own; sets never share a seed)."""
+    start = j * max(1000, n)
+    return list(range(start, start + n))
 
 
 def derangement(n: int, seed: int = 0) -> np.ndarray | None:
@@ -193,7 +195,7 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
     generator: a Stage 1 model: also score photos made from n of its samples (sequential
     pipeline), each given the FOV mask of a real half-B photo in turn.
     look_sets: score the first row (bare half-B trees) over this many sets of look seeds (set j:
-    seeds j * look_set_stride(n) + 0..n-1; set 0 is the row itself): their FIDs, mean and spread.
+    look_set(n, j); set 0 is the row itself): their FIDs, mean and spread.
     """
     from retinagan.training.autoencoder import split_holdout
 
@@ -220,9 +222,8 @@ def evaluate_translator(translator, prepared, segmenter, generator=None, n: int 
         # The same row over several sets of look seeds: each photo's look, grain and detail are
         # drawn from its seed, and at n = 87 one set's FID moves by about 1 from the draw alone.
         fids, kids = [result["fid_from_real_maps"]], [result["kid_from_real_maps"]]
-        stride = look_set_stride(len(looks_b))
         for j in range(1, look_sets):
-            made = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=[j * stride + s for s in looks_b])
+            made = translator.translate(prepared.vessels[~half_a], prepared.fov[~half_a], look_seed=look_set(len(looks_b), j))
             feats = inception_features(net, made, desc=f"from real maps, look set {j + 1}/{look_sets}")
             fids.append(fid(feats, feats_a))
             kids.append(kid(feats, feats_a)[0])

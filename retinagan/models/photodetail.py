@@ -51,14 +51,20 @@ def split_photo(photos: torch.Tensor, fov: torch.Tensor, sigma: float) -> tuple[
     return coarse, (photos.float() - coarse) * inside
 
 
+def share(value: float, name: str) -> float:
+    """value as a float within 0-1, else ValueError naming it (keep_detail, draw's keep)."""
+    if not 0 <= float(value) <= 1:
+        raise ValueError(f"{name} must be within 0-1, not {value}")
+    return float(value)
+
+
 @register_model("photodetail", PhotoDetailConfig)
 class PhotoDetailer(TimeUNet):
     """TimeUNet (two middle blocks) on (noisy detail, coarse photo, vessels, FOV, estimate) + time
     -> (B, 3, S, S) v prediction of the detail."""
 
     def __init__(self, config: PhotoDetailConfig):
-        if not 0 <= config.keep_detail <= 1:
-            raise ValueError(f"keep_detail must be within 0-1, not {config.keep_detail}")
+        share(config.keep_detail, "keep_detail")
         super().__init__(config.levels(), INPUTS, 3, mid_blocks=2)
         self.config = config
 
@@ -92,9 +98,7 @@ class PhotoDetailer(TimeUNet):
         given batch size: the default, one at a time, gives the same photo on every call).
         progress(done, total)."""
         steps = steps or self.config.sample_steps
-        keep = self.config.keep_detail if keep is None else float(keep)
-        if not 0 <= keep <= 1:
-            raise ValueError(f"keep must be within 0-1, not {keep}")
+        keep = self.config.keep_detail if keep is None else share(keep, "keep")
         device = next(self.parameters()).device
         autocast = torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
         out = []
