@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -30,6 +30,14 @@ training, and --grain STD adds fresh white noise of that spread to each of their
 step: the translator's vessels stand out more than DRIVE's (ring-minus-vessel contrast of the
 standardised input, median per photo: 1.35 against 1.12) over a smoother surround (fine-detail
 spread 0.27 against 0.29); blur 0.7 brings the contrast to 1.10, the grain gives the fine texture back.
+--align pcgrad: the other pairs' gradient is projected off the real pairs' where the two point
+apart (dot product below 0; PCGrad, Yu et al. 2020), so a step never moves against what the real
+patches ask; cosine: it is scaled by the cosine between them, and dropped where that is negative
+(Du et al. 2018). Either needs mode domain (a loss per domain) and costs a second backward pass.
+--head domain: each domain gets a 1x1 output layer of its own on the shared features (the real
+one is kept), so the synthetic labels' drawing conventions need not be the real maps'.
+--own-stream: the other pairs' patches are drawn from a random stream of their own, so with
+--added the real patches of every step are the control's of the same seed (a paired comparison).
 --dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
 segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
 reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
@@ -79,6 +87,31 @@ class DomainBatchNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norms[DomainBatchNorm.domain](x)
+
+
+class DomainHead(nn.Module):
+    """One output layer per domain; DomainBatchNorm.domain picks it."""
+
+    def __init__(self, head: nn.Conv2d, domains: int = 2):
+        super().__init__()
+        self.heads = nn.ModuleList([head] + [copy.deepcopy(head) for _ in range(domains - 1)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.heads[DomainBatchNorm.domain](x)
+
+
+def aligned(real: list, other: list, how: str) -> list:
+    """The other pairs' gradient made to agree with the real pairs' (--align), per parameter tensor
+    as one vector over all of them; tensors only one side reaches keep that side's gradient."""
+    shared = [(r, o) for r, o in zip(real, other) if r is not None and o is not None]
+    dot = sum(float((r * o).sum()) for r, o in shared)
+    real_sq = sum(float((r * r).sum()) for r, _ in shared)
+    other_sq = sum(float((o * o).sum()) for _, o in shared)
+    if how == "pcgrad":
+        factor, along = 1.0, (min(dot, 0.0) / real_sq if real_sq > 0 else 0.0)
+    else:
+        factor, along = max(0.0, dot / (real_sq * other_sq) ** 0.5 if real_sq * other_sq > 0 else 0.0), 0.0
+    return [None if o is None else factor * o - (along * r if r is not None else 0) for r, o in zip(real, other)]
 
 
 class GradientReversal(torch.autograd.Function):
@@ -168,6 +201,9 @@ def main() -> None:
     parser.add_argument("--soften", type=float, default=0.0, help="blur the other pairs' inputs by this Gaussian sigma (px)")
     parser.add_argument("--grain", type=float, default=0.0, help="white noise of this spread added to each of their patches every step")
     parser.add_argument("--dann", type=float, default=0.0, help="weight of the domain-adversarial critic on the head's features (0: none)")
+    parser.add_argument("--align", choices=("pcgrad", "cosine"), help="make the other pairs' gradient agree with the real pairs' (mode domain)")
+    parser.add_argument("--head", choices=("shared", "domain"), default="shared", help="one output layer, or one per domain (mode domain)")
+    parser.add_argument("--own-stream", action="store_true", help="draw the other pairs' patches from a random stream of their own")
     parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
     parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
                         help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
@@ -181,6 +217,10 @@ def main() -> None:
         parser.error("--agreement and --background-doubt are two versions of one mask: give one")
     if (args.agreement or args.edge_band or args.background_doubt is not None) and args.mode != "domain":
         parser.error("--agreement, --background-doubt and --edge-band need mode domain (the other pairs' loss of their own)")
+    if (args.align or args.head == "domain") and args.mode != "domain":
+        parser.error("--align and --head domain need mode domain (a loss, and BatchNorm, per domain)")
+    if args.align and args.dann:
+        parser.error("--align and --dann are two ways of steering the shared layers: give one")
     if args.dann < 0 or (args.dann and (args.real_share == 1 or args.added or args.real_tail)):
         parser.error("--dann takes a positive weight, and other pairs in every batch (not --real-share 1, --added or --real-tail)")
     if not 0 < args.real_share <= 1:
@@ -222,6 +262,8 @@ def main() -> None:
     model = VesselSegmenter(SegmenterConfig(base_channels=args.width, fov_width=256))
     if args.mode == "domain":
         replace_norms(model, DomainBatchNorm)
+        if args.head == "domain":
+            model.head = DomainHead(model.head)
     ema = EMA(model, 0.995)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=1e-4, foreach=True)
     features = []  # what the head reads, per forward (--dann)
@@ -231,13 +273,14 @@ def main() -> None:
         model.head.register_forward_pre_hook(lambda module, inputs: features.append(inputs[0]))
         critic_right = []
     draws = torch.Generator().manual_seed(args.seed)
+    other_draws = torch.Generator().manual_seed(args.seed + 2000) if args.own_stream else draws
     grain = torch.Generator().manual_seed(args.seed + 1000)  # its own stream: the patches drawn stay those without it
     n_real = args.batch if args.added else round(args.batch * args.real_share)
     n_other, other_weight = (args.added, args.added_weight) if args.added else (args.batch - n_real, 1 - args.real_share)
     real_weight = 1.0 if args.added else args.real_share
 
     def other_patches() -> tuple[torch.Tensor, torch.Tensor]:
-        xs, ys = random_patches(syn_x, syn_y, n_other, 64, draws)
+        xs, ys = random_patches(syn_x, syn_y, n_other, 64, other_draws)
         return (xs + torch.randn(xs.shape, generator=grain) * args.grain if args.grain > 0 else xs), ys
 
     start = time.time()
@@ -255,7 +298,19 @@ def main() -> None:
             DomainBatchNorm.domain = 0
             loss = real_weight * bce_dice_loss(model(xr), yr)
             DomainBatchNorm.domain = 1
-            loss = loss + other_weight * other_loss(model(xs), ys)
+            other_part = other_weight * other_loss(model(xs), ys)
+            if args.align:
+                params = list(model.parameters())
+                real_grads = torch.autograd.grad(loss, params, allow_unused=True)
+                other_grads = torch.autograd.grad(other_part, params, allow_unused=True)
+                other_grads = aligned(real_grads, other_grads, args.align)
+                optimizer.zero_grad(set_to_none=True)
+                for p, r, o in zip(params, real_grads, other_grads):
+                    p.grad = r if o is None else (o if r is None else r + o)
+                optimizer.step()
+                ema.update(model, step + 1)
+                continue
+            loss = loss + other_part
         else:
             xs, ys = other_patches()
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
@@ -277,15 +332,18 @@ def main() -> None:
         ema.update(model, step + 1)
     final = ema.model
     replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
+    if isinstance(final.head, DomainHead):
+        final.head = final.head.heads[0]  # the real pairs' output layer
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
-        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "")
+        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
+        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),

@@ -1,0 +1,64 @@
+"""scripts/mixing_batchnorm.py's gradient alignment and per-domain output layer (the experiment
+script of README's mixing tables; its training runs take minutes, so only the parts are tested)."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "mixing_batchnorm.py"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("mixing_batchnorm", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def flat(grads):
+    return torch.cat([g.flatten() for g in grads if g is not None])
+
+
+def test_pcgrad_removes_only_the_part_against_the_real_gradient(script):
+    real = [torch.tensor([1.0, 0.0]), torch.tensor([[0.0, 0.0]])]
+    against = [torch.tensor([-1.0, 2.0]), torch.tensor([[0.0, 3.0]])]
+    out = script.aligned(real, against, "pcgrad")
+    assert abs(float(flat(out) @ flat(real))) < 1e-6  # nothing left pointing against the real gradient
+    assert torch.allclose(flat(out), torch.tensor([0.0, 2.0, 0.0, 3.0]))  # the orthogonal part kept
+    along = [torch.tensor([2.0, 1.0]), torch.tensor([[0.0, 1.0]])]
+    assert torch.equal(flat(script.aligned(real, along, "pcgrad")), flat(along))  # agreeing: unchanged
+
+
+def test_cosine_scales_by_agreement_and_drops_disagreement(script):
+    real = [torch.tensor([1.0, 0.0])]
+    assert torch.allclose(script.aligned(real, [torch.tensor([1.0, 1.0])], "cosine")[0], torch.tensor([1.0, 1.0]) * 2**-0.5)
+    assert torch.equal(script.aligned(real, [torch.tensor([-1.0, 1.0])], "cosine")[0], torch.zeros(2))
+
+
+def test_parameters_one_side_alone_reaches_keep_that_sides_gradient(script):
+    # per-domain BatchNorm: the synthetic pairs' layers get no real gradient and keep their own
+    real = [torch.tensor([1.0]), None]
+    other = [torch.tensor([-1.0]), torch.tensor([5.0])]
+    out = script.aligned(real, other, "pcgrad")
+    assert torch.allclose(out[0], torch.zeros(1)) and torch.equal(out[1], torch.tensor([5.0]))
+    assert script.aligned(other, real, "pcgrad")[1] is None
+
+
+def test_domain_head_follows_the_domain_and_starts_as_the_same_layer(script):
+    head = script.DomainHead(nn.Conv2d(4, 1, 1))
+    x = torch.randn(2, 4, 8, 8)
+    try:
+        script.DomainBatchNorm.domain = 0
+        first = head(x)
+        script.DomainBatchNorm.domain = 1
+        assert torch.equal(head(x), first)  # a copy at the start
+        with torch.no_grad():
+            head.heads[1].bias += 1
+        assert torch.allclose(head(x), first + 1)
+        script.DomainBatchNorm.domain = 0
+        assert torch.equal(head(x), first)
+    finally:
+        script.DomainBatchNorm.domain = 0
