@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream] [--real-count K]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -38,6 +38,9 @@ patches ask; cosine: it is scaled by the cosine between them, and dropped where 
 one is kept), so the synthetic labels' drawing conventions need not be the real maps'.
 --own-stream: the other pairs' patches are drawn from a random stream of their own, so with
 --added the real patches of every step are the control's of the same seed (a paired comparison).
+--real-count K: only K of DRIVE's 20 training pairs are the real pairs (evenly spread through the
+split: indices round(linspace(0, 19, K))), and the chosen threshold is chosen on those K alone: the
+protocol with fewer annotated photos, to see where synthetic pairs start or stop adding to them.
 --dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
 segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
 reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
@@ -68,7 +71,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from retinagan.checkpoint import save_model  # noqa: E402
 from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
 from retinagan.losses import bce_dice_loss, gaussian_blur  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import score_test  # noqa: E402
+from retinagan.metrics.evaluate_segmenter import drive_probabilities, score_probabilities, score_test  # noqa: E402
+from retinagan.metrics.segmentation import best_threshold  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
 from retinagan.models.pix2pix import looks_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
@@ -204,6 +208,7 @@ def main() -> None:
     parser.add_argument("--align", choices=("pcgrad", "cosine"), help="make the other pairs' gradient agree with the real pairs' (mode domain)")
     parser.add_argument("--head", choices=("shared", "domain"), default="shared", help="one output layer, or one per domain (mode domain)")
     parser.add_argument("--own-stream", action="store_true", help="draw the other pairs' patches from a random stream of their own")
+    parser.add_argument("--real-count", type=int, default=20, help="use only this many of DRIVE's 20 training pairs, evenly spread")
     parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
     parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
                         help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
@@ -223,12 +228,16 @@ def main() -> None:
         parser.error("--align and --dann are two ways of steering the shared layers: give one")
     if args.dann < 0 or (args.dann and (args.real_share == 1 or args.added or args.real_tail)):
         parser.error("--dann takes a positive weight, and other pairs in every batch (not --real-share 1, --added or --real-tail)")
+    if not 1 <= args.real_count <= 20:
+        parser.error(f"--real-count must be within 1 and DRIVE's 20 training pairs, not {args.real_count}")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
         parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
     translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
+    kept_real = np.unique(np.round(np.linspace(0, len(photos) - 1, args.real_count)).astype(int))
+    photos, fovs, maps = photos[kept_real], fovs[kept_real], maps[kept_real]
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
         translator.use_looks(looks_of(photos, fovs))
@@ -338,12 +347,17 @@ def main() -> None:
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
         + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
-        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "")
+        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
-    save_model(folder, final, "segmenter", training_data=f"DRIVE training{extra}")
-    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True)  # the threshold chosen on DRIVE training, never on test
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream,
+    save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
+    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=args.real_count == 20)  # the threshold chosen on DRIVE training, never on test
+    if args.real_count < 20:  # chosen on the K training pairs it saw, not on the others
+        test = drive_probabilities(Segmenter.load(folder), args.drive, "test", progress=False)
+        seen = [drive_probabilities(Segmenter.load(folder), args.drive, "training", progress=False)[k] for k in kept_real]
+        threshold = best_threshold(np.concatenate([p[m] for p, _, m in seen]), np.concatenate([t[m] for _, t, m in seen]))
+        score.update(threshold_chosen=float(threshold), dice_chosen=score_probabilities(test, "test", threshold)["dice"])
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream, "real_count": args.real_count,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),
