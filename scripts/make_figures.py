@@ -5,6 +5,7 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |fine VESSEL_CKPT TRANSLATOR|detail VESSEL_CKPT TRANSLATOR DETAILER
                                |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER|looks VESSEL_CKPT TRANSLATOR
                                |keep VESSEL_CKPT TRANSLATOR PHOTO_DETAILER [K ...] (default: 0 0.15)
+                               |curve RESULTS_JSON (its "learning_curve": Dice against the number of real pairs)
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -248,6 +249,47 @@ def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, 
     Image.fromarray(grid(np.stack(tiles), columns=len(heights))).save(DOCS / "looks-by-fov.jpg", quality=90)
 
 
+def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png") -> None:
+    """Segmenter Dice on DRIVE test against the number of real training pairs, real alone and
+    real + synthetic: every seed a small dot, the mean a large one joined across counts."""
+    import json
+
+    rows = json.loads(Path(results).read_text())["learning_curve"]["rows"]
+    counts = sorted(rows, key=int)
+    series = (("real", "real pairs alone", (60, 60, 60)), ("mixed", "real + 200 synthetic pairs", (200, 60, 40)))
+    values = [v for k in counts for key, _, _ in series for v in rows[k][key]]
+    low, high = np.floor(min(values) * 100 - 0.5) / 100, np.ceil(max(values) * 100 + 0.5) / 100
+    width, height, left, right, top, bottom = 640, 400, 70, 20, 50, 60
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    x_of = {k: left + 40 + i * (width - left - right - 80) / max(1, len(counts) - 1) for i, k in enumerate(counts)}
+    y_of = lambda v: top + (high - v) / (high - low) * (height - top - bottom)  # noqa: E731
+    draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill="black")
+    for tick in np.arange(low, high + 1e-9, 0.01):
+        y = y_of(tick)
+        draw.line([(left - 4, y), (width - right, y)], fill=(225, 225, 225))
+        draw.text((left - 40, y - 6), f"{tick:.2f}", fill="black")
+    for k in counts:
+        draw.text((x_of[k] - 4, height - bottom + 8), k, fill="black")
+    draw.text((width // 2 - 110, height - 24), "real DRIVE training pairs used", fill="black")
+    draw.text((left, 10), "Vessel Dice on DRIVE test (threshold chosen on the real pairs seen)", fill="black")
+    for offset, (key, label, colour) in zip((-6, 6), series):
+        means = []
+        for k in counts:
+            for v in rows[k][key]:
+                x, y = x_of[k] + offset, y_of(v)
+                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=colour)
+            means.append((x_of[k] + offset, y_of(float(np.mean(rows[k][key])))))
+        draw.line(means, fill=colour, width=2)
+        for x, y in means:
+            draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
+        legend_y = top + 8 + (0 if key == "real" else 16)
+        draw.line([(width - 230, legend_y + 6), (width - 210, legend_y + 6)], fill=colour, width=2)
+        draw.text((width - 205, legend_y), label, fill="black")
+    image.save(output)
+    print(output)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
@@ -266,6 +308,8 @@ if __name__ == "__main__":
         photodetail_figure(sys.argv[2], sys.argv[3], sys.argv[4:])
     elif sys.argv[1] == "keep":
         keep_figure(sys.argv[2], sys.argv[3], sys.argv[4], [float(k) for k in (sys.argv[5:] or ["0", "0.15"])])
+    elif sys.argv[1] == "curve":
+        curve_figure(sys.argv[2])
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
