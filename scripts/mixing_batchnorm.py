@@ -71,8 +71,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from retinagan.checkpoint import save_model  # noqa: E402
 from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
 from retinagan.losses import bce_dice_loss, gaussian_blur  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import drive_probabilities, score_probabilities, score_test  # noqa: E402
-from retinagan.metrics.segmentation import best_threshold  # noqa: E402
+from retinagan.metrics.evaluate_segmenter import score_test  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
 from retinagan.models.pix2pix import looks_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
@@ -351,12 +350,8 @@ def main() -> None:
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
-    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=args.real_count == 20)  # the threshold chosen on DRIVE training, never on test
-    if args.real_count < 20:  # chosen on the K training pairs it saw, not on the others
-        test = drive_probabilities(Segmenter.load(folder), args.drive, "test", progress=False)
-        seen = [drive_probabilities(Segmenter.load(folder), args.drive, "training", progress=False)[k] for k in kept_real]
-        threshold = best_threshold(np.concatenate([p[m] for p, _, m in seen]), np.concatenate([t[m] for _, t, m in seen]))
-        score.update(threshold_chosen=float(threshold), dice_chosen=score_probabilities(test, "test", threshold)["dice"])
+    # the threshold chosen on the DRIVE training pairs it saw (all 20, or --real-count's), never on test
+    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
     print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream, "real_count": args.real_count,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),

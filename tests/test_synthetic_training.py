@@ -170,3 +170,26 @@ def test_chosen_threshold_is_chosen_on_drive_training_and_scored_on_test(drive_l
     assert main(args + ["--output", str(tmp_path / "text"), "--chosen-threshold"]) == 0
     text = capsys.readouterr().out
     assert text.count("at the chosen threshold") == 2 and "mixed minus real dice chosen:" in text
+
+
+def test_threshold_chosen_on_some_training_photos_only(drive_like):
+    """choose_threshold(images=...) looks only at those DRIVE training photos (a segmenter trained
+    on a few of them, scripts/mixing_batchnorm.py --real-count); all of them: as without."""
+    from retinagan.metrics.evaluate_segmenter import choose_threshold, drive_probabilities, score_test
+    from retinagan.metrics.segmentation import best_threshold
+
+    class Darkness:  # vessels are dark; raised to a power set by the photo's brightness, so each photo's best threshold differs
+        def probability(self, rgb, mask):
+            green = rgb[..., 1].astype(np.float64)
+            return (1 - (green - green.min()) / max(1.0, np.ptp(green))) ** (1 + 3 * (rgb[mask > 0].mean() / 25.5 % 1))
+
+    segmenter = Darkness()
+    training = drive_probabilities(segmenter, drive_like, "training", progress=False)
+    everything = choose_threshold(segmenter, drive_like, progress=False)
+    assert choose_threshold(segmenter, drive_like, progress=False, images=list(range(len(training)))) == everything
+    singles = [choose_threshold(segmenter, drive_like, progress=False, images=[k]) for k in range(len(training))]
+    assert len(set(singles + [everything])) > 1  # so the photos chosen are seen to matter
+    for k, (prob, truth, mask) in enumerate(training):
+        assert singles[k] == best_threshold(prob[mask], truth[mask])
+    one = score_test(segmenter, drive_like, chosen_threshold=True, training_images=[1])
+    assert one["threshold_chosen"] == singles[1]

@@ -42,21 +42,25 @@ def score_probabilities(results, split: str, threshold: float) -> dict:
     }
 
 
-def choose_threshold(segmenter, root, progress: bool = True) -> float:
-    """The Dice-maximising threshold on the DRIVE training split (never on test)."""
+def choose_threshold(segmenter, root, progress: bool = True, images: list[int] | None = None) -> float:
+    """The Dice-maximising threshold on the DRIVE training split (never on test); images: only
+    those photos of it (indices in the split's order), e.g. the only ones a segmenter trained on."""
     results = drive_probabilities(segmenter, root, "training", progress)
+    if images is not None:
+        results = [results[k] for k in images]
     scores = np.concatenate([prob[mask] for prob, _, mask in results])
     truth = np.concatenate([manual[mask] for _, manual, mask in results])
     return best_threshold(scores, truth)
 
 
-def score_test(segmenter, root, chosen_threshold: bool = False) -> dict:
+def score_test(segmenter, root, chosen_threshold: bool = False, training_images: list[int] | None = None) -> dict:
     """Dice and AUC on DRIVE test at threshold 0.5, inferred once; with chosen_threshold, also
-    "threshold_chosen" (choose_threshold, on DRIVE training) and "dice_chosen" (Dice on test at it)."""
+    "threshold_chosen" (choose_threshold, on DRIVE training, or on its training_images alone) and
+    "dice_chosen" (Dice on test at it)."""
     test = drive_probabilities(segmenter, root, "test", progress=False)
     score = score_probabilities(test, "test", 0.5)
     out = {"dice": score["dice"], "auc": score["auc"]}
     if chosen_threshold:
-        threshold = choose_threshold(segmenter, root, progress=False)
+        threshold = choose_threshold(segmenter, root, progress=False, images=training_images)
         out.update(threshold_chosen=float(threshold), dice_chosen=score_probabilities(test, "test", threshold)["dice"])
     return out
