@@ -307,18 +307,13 @@ def main() -> None:
             loss = real_weight * bce_dice_loss(model(xr), yr)
             DomainBatchNorm.domain = 1
             other_part = other_weight * other_loss(model(xs), ys)
-            if args.align:
+            if args.align:  # the two gradients apart, combined below in place of loss.backward()
                 params = list(model.parameters())
                 real_grads = torch.autograd.grad(loss, params, allow_unused=True)
-                other_grads = torch.autograd.grad(other_part, params, allow_unused=True)
-                other_grads = aligned(real_grads, other_grads, args.align)
-                optimizer.zero_grad(set_to_none=True)
-                for p, r, o in zip(params, real_grads, other_grads):
-                    p.grad = r if o is None else (o if r is None else r + o)
-                optimizer.step()
-                ema.update(model, step + 1)
-                continue
-            loss = loss + other_part
+                other_grads = aligned(real_grads, torch.autograd.grad(other_part, params, allow_unused=True), args.align)
+                loss = None
+            else:
+                loss = loss + other_part
         else:
             xs, ys = other_patches()
             loss = bce_dice_loss(model(torch.cat([xr, xs])), torch.cat([yr, ys]))
@@ -333,7 +328,11 @@ def main() -> None:
         optimizer.zero_grad(set_to_none=True)
         if args.dann:
             critic_optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if loss is None:  # --align
+            for p, r, o in zip(params, real_grads, other_grads):
+                p.grad = r if o is None else (o if r is None else r + o)
+        else:
+            loss.backward()
         optimizer.step()
         if args.dann:
             critic_optimizer.step()
