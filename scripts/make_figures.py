@@ -6,6 +6,7 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |photodetail VESSEL_CKPT TRANSLATOR PHOTO_DETAILER|looks VESSEL_CKPT TRANSLATOR
                                |keep VESSEL_CKPT TRANSLATOR PHOTO_DETAILER [K ...] (default: 0 0.15)
                                |curve RESULTS_JSON (its "learning_curve": Dice against the number of real pairs)
+                               |steps RESULTS_JSON (its "by_steps": Dice against the segmenter's training steps)
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -249,14 +250,17 @@ def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, 
     Image.fromarray(grid(np.stack(tiles), columns=len(heights))).save(DOCS / "looks-by-fov.jpg", quality=90)
 
 
-def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png") -> None:
-    """Segmenter Dice on DRIVE test against the number of real training pairs, real alone and
-    real + synthetic: every seed a small dot, the mean a large one joined across counts."""
+def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", section: str = "learning_curve",
+                 x_label: str = "real DRIVE training pairs used", mixed_label: str = "real + 200 synthetic pairs",
+                 title: str = "Vessel Dice on DRIVE test (threshold chosen on the real pairs seen)") -> None:
+    """Segmenter Dice on DRIVE test against a setting of the training (by default the number of
+    real training pairs; the results file's SECTION["rows"], keyed by the setting), real alone and
+    real + synthetic: every seed a small dot, the mean a large one joined across settings."""
     import json
 
-    rows = json.loads(Path(results).read_text())["learning_curve"]["rows"]
+    rows = json.loads(Path(results).read_text())[section]["rows"]
     counts = sorted(rows, key=int)
-    series = (("real", "real pairs alone", (60, 60, 60)), ("mixed", "real + 200 synthetic pairs", (200, 60, 40)))
+    series = (("real", "real pairs alone", (60, 60, 60)), ("mixed", mixed_label, (200, 60, 40)))
     values = [v for k in counts for key, _, _ in series for v in rows[k][key]]
     low, high = np.floor(min(values) * 100 - 0.5) / 100, np.ceil(max(values) * 100 + 0.5) / 100
     width, height, left, right, top, bottom = 640, 400, 70, 20, 50, 60
@@ -271,8 +275,8 @@ def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png") -
         draw.text((left - 40, y - 6), f"{tick:.2f}", fill="black")
     for k in counts:
         draw.text((x_of[k] - 4, height - bottom + 8), k, fill="black")
-    draw.text((width // 2 - 110, height - 24), "real DRIVE training pairs used", fill="black")
-    draw.text((left, 10), "Vessel Dice on DRIVE test (threshold chosen on the real pairs seen)", fill="black")
+    draw.text((width // 2 - 110, height - 24), x_label, fill="black")
+    draw.text((left, 10), title, fill="black")
     for offset, (key, label, colour) in zip((-6, 6), series):
         means = []
         for k in counts:
@@ -310,6 +314,9 @@ if __name__ == "__main__":
         keep_figure(sys.argv[2], sys.argv[3], sys.argv[4], [float(k) for k in (sys.argv[5:] or ["0", "0.15"])])
     elif sys.argv[1] == "curve":
         curve_figure(sys.argv[2])
+    elif sys.argv[1] == "steps":
+        curve_figure(sys.argv[2], "docs/mixing-longer-training.png", "by_steps", "segmenter training steps (batches of 16 real patches)",
+                     "real + synthetic added on top", "Vessel Dice on DRIVE test (threshold chosen on DRIVE training)")
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
