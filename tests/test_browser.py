@@ -278,7 +278,7 @@ def test_compare_export_and_segment_tabs(page, tmp_path):
 
     Image.fromarray(data.retina()).save(tmp_path / "camera.png")
     page.locator("#export-looks input[type=file]").set_input_files(str(tmp_path / "camera.png"))
-    page.wait_for_selector("#export-looks :text('camera.png')", timeout=30000)
+    page.wait_for_selector("#export-looks :text('camera.png')", timeout=120000)  # the upload of a 1411-px photo, slow on a loaded 2-core machine (timed out at 30 s once)
     idle(page)
     page.get_by_role("button", name="Export zip").click()
     page.wait_for_function("() => /in the looks of 1 uploaded photo/.test(document.querySelector('#export-message').innerText)", timeout=120000)
