@@ -7,6 +7,7 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |keep VESSEL_CKPT TRANSLATOR PHOTO_DETAILER [K ...] (default: 0 0.15)
                                |curve RESULTS_JSON (its "learning_curve": Dice against the number of real pairs)
                                |steps RESULTS_JSON (its "by_steps": Dice against the segmenter's training steps)
+                               |forest RESULTS_JSON (scripts/collect_mixing_summary.py's file: each mix minus its real-alone control)
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -294,6 +295,113 @@ def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", s
     print(output)
 
 
+def forest_figure(summary_path: str, output: str = "docs/mixing-forest.png") -> None:
+    """A forest plot of scripts/collect_mixing_summary.py's file: one row per way of adding synthetic
+    pairs to DRIVE's 20 real ones (grouped), the Dice on DRIVE test of the mix minus that of its
+    real-alone control; each seed's paired difference a small dot, their mean a diamond, coloured by
+    the Dice measured (threshold chosen on DRIVE training, or 0.5), real alone's seed spread a grey band."""
+    import json
+
+    from PIL import ImageFont
+
+    summary = json.loads(Path(summary_path).read_text())
+    rows, std = summary["rows"], summary["band"]["std"]
+    try:
+        font = ImageFont.load_default(size=13)
+    except TypeError:  # Pillow before 10.1: the bitmap font only
+        font = ImageFont.load_default()
+    colours = {"dice_chosen": (30, 90, 170), "dice_05": (205, 95, 25)}
+    title = "Adding synthetic pairs to DRIVE's 20: mix minus real alone (Dice on DRIVE test)"
+    lines, group = [], None  # ("group", name) or ("row", row), in the file's order
+    for r in rows:
+        if r["group"] != group:
+            group = r["group"]
+            lines.append(("group", group))
+        lines.append(("row", r))
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    text_width = lambda text: measure.textlength(text, font=font)  # noqa: E731
+    pad, indent, row_h = 12, 14, 19
+    left = pad + indent + max(text_width(r["label"]) for r in rows) + 16
+    right_w = text_width("mean -0.0000 (0)") + 16
+    width = max(900, int(left + 420 + right_w + pad))
+    plot_l, plot_r = left, width - right_w - pad
+    top = 118
+    height = top + len(lines) * row_h + 74
+    diffs = [d for r in rows for d in r.get("paired_diff", [])]
+    low = np.floor(min(r["mean_diff"] for r in rows) * 100 - 2) / 100  # room for an off-scale seed's arrow and value
+    high = max(0.01, np.ceil(max(diffs + [r["mean_diff"] for r in rows] + [std]) * 100 + 0.5) / 100)
+    x_of = lambda v: plot_l + (v - low) / (high - low) * (plot_r - plot_l)  # noqa: E731
+    bottom = top + len(lines) * row_h
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+
+    draw.text((pad, 8), title, fill="black", font=font)
+    # legend: two lines under the title
+    y = 32
+    x = pad
+    draw.ellipse([x + 2, y + 4, x + 8, y + 10], fill=(90, 90, 90))
+    draw.text((x + 14, y), "one seed: mix - real alone, same seed number", fill="black", font=font)
+    x += 14 + text_width("one seed: mix - real alone, same seed number") + 24
+    draw.polygon([(x + 6, y + 1), (x + 12, y + 7), (x + 6, y + 13), (x, y + 7)], fill=(90, 90, 90), outline="black")
+    draw.text((x + 18, y), "mean over the seeds", fill="black", font=font)
+    y = 52
+    x = pad
+    for key, text in (("dice_chosen", "Dice at the threshold chosen on DRIVE training"), ("dice_05", "Dice at 0.5")):
+        draw.rectangle([x, y + 3, x + 10, y + 11], fill=colours[key])
+        draw.text((x + 16, y), text, fill="black", font=font)
+        x += 16 + text_width(text) + 24
+    draw.rectangle([x, y + 1, x + 14, y + 13], fill=(222, 222, 222))
+    band_text = f"real alone's seed spread: +/- {std:.4f} (1 std, real at 2,400 steps, 5 seeds)"
+    draw.text((x + 20, y), band_text, fill="black", font=font)
+
+    # axes: band, grid every 0.01 (labelled every 0.01 or 0.02 as room allows), zero line
+    draw.rectangle([x_of(-std), top, x_of(std), bottom], fill=(222, 222, 222))
+    ticks = np.round(np.arange(low, high + 1e-9, 0.01), 2)
+    every = 1 if x_of(ticks[1]) - x_of(ticks[0]) >= 44 else 2
+    for tick in ticks:
+        x = x_of(tick)
+        draw.line([(x, top), (x, bottom)], fill=(236, 236, 236) if tick else (0, 0, 0))
+        draw.line([(x, top - 4), (x, top)], fill="black")
+        draw.line([(x, bottom), (x, bottom + 4)], fill="black")
+        if round(tick * 100) % every == 0:
+            label = f"{tick:+.2f}" if tick else "0"
+            w = text_width(label)
+            draw.text((x - w / 2, bottom + 6), label, fill="black", font=font)
+            draw.text((x - w / 2, top - 20), label, fill="black", font=font)
+    draw.rectangle([plot_l, top, plot_r, bottom], outline="black")
+    zero = x_of(0)
+    draw.text((zero - text_width("real alone") / 2, top - 38), "real alone", fill="black", font=font)
+    draw.text((plot_r + 8, top - 38), "mean (seeds)", fill="black", font=font)
+    x_label = "Dice on DRIVE test: mix minus its real-alone control (same script, steps and width)"
+    draw.text(((plot_l + plot_r) / 2 - text_width(x_label) / 2, bottom + 28), x_label, fill="black", font=font)
+
+    for i, (kind, item) in enumerate(lines):
+        y = top + i * row_h + row_h / 2
+        if kind == "group":
+            if i:
+                draw.line([(pad, top + i * row_h), (width - pad, top + i * row_h)], fill=(190, 190, 190))
+            draw.text((pad, y - 8), item, fill=(0, 0, 0), font=font)
+            draw.text((pad + 1, y - 8), item, fill=(0, 0, 0), font=font)  # a poor man's bold
+            continue
+        colour = colours[item["measure"]]
+        draw.text((pad + indent, y - 8), item["label"], fill=(40, 40, 40), font=font)
+        draw.line([(plot_l + 1, y), (plot_r - 1, y)], fill=(246, 246, 246))
+        x = x_of(item["mean_diff"])
+        draw.polygon([(x, y - 6), (x + 6, y), (x, y + 6), (x - 6, y)], fill=colour, outline="black")
+        for d in item.get("paired_diff", []):  # over the mean, ringed in white so that each shows
+            if d < low:  # off the scale: an arrow at the edge with its value
+                x = plot_l + 2
+                draw.polygon([(x, y), (x + 6, y - 4), (x + 6, y + 4)], fill=colour)
+                draw.text((x + 9, y - 8), f"{d:+.3f}", fill=colour, font=font)
+                continue
+            x = x_of(d)
+            draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour, outline="white")
+        n = len(item.get("paired_diff", item["mix"]))
+        draw.text((plot_r + 8, y - 8), f"{item['mean_diff']:+.4f} ({n})", fill="black", font=font)
+    image.save(output)
+    print(output)
+
+
 if __name__ == "__main__":
     DOCS.mkdir(exist_ok=True)
     if sys.argv[1] == "segmenter":
@@ -317,6 +425,8 @@ if __name__ == "__main__":
     elif sys.argv[1] == "steps":
         curve_figure(sys.argv[2], "docs/mixing-longer-training.png", "by_steps", "segmenter training steps (batches of 16 real patches)",
                      "real + synthetic added on top", "Vessel Dice on DRIVE test (threshold chosen on DRIVE training)")
+    elif sys.argv[1] == "forest":
+        forest_figure(sys.argv[2])
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
