@@ -10,6 +10,7 @@ python scripts/make_figures.py forest docs/results/mixing-summary.json
 import json
 import sys
 from pathlib import Path
+from statistics import fmean as mean
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 
@@ -31,18 +32,9 @@ def condition(runs: list[dict], name: str) -> tuple[list[int], list[float]]:
     return pick(runs, "dice", condition=name)
 
 
-def plain(runs: list[dict], key: str = "dice") -> tuple[list[int], list[float]]:
-    """Seeds and KEY of a list of runs that are all one condition."""
-    return [r["seed"] for r in runs], [r[key] for r in runs]
-
-
 def summary(block: dict, key: str) -> tuple[list[int], list[float]]:
     """Seeds and KEY of a {"seeds": [...], KEY: [...]} summary block."""
     return list(block["seeds"]), list(block[key])
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def row(label: str, group: str, measure: str, mix: tuple[list[int], list[float]], control: tuple[list[int], list[float]],
@@ -173,9 +165,9 @@ def collect() -> dict:
     rows.append(row("synthetic inputs blurred 0.7 px", LABELS, chosen, pick(soft, chosen, grain=0.0), xeon_real,
                     "docs/results/mixing-softened-synthetic-2026-11-27.json: runs[soften=0.7, grain=0.0]", xeon_real_source))
     detail = load("photodetail-2026-11-28.json")["mixing_batchnorm_synthetic_plus_real"]
-    rows.append(row("synthetic trees redrawn by the detailer", LABELS, chosen, plain(detail["trees_detail"], chosen), xeon_real,
+    rows.append(row("synthetic trees redrawn by the detailer", LABELS, chosen, pick(detail["trees_detail"], chosen), xeon_real,
                     "docs/results/photodetail-2026-11-28.json: mixing_batchnorm_synthetic_plus_real.trees_detail", xeon_real_source))
-    rows.append(row("synthetic photos' detail redrawn by the photo detailer", LABELS, chosen, plain(detail["photo_detail"], chosen),
+    rows.append(row("synthetic photos' detail redrawn by the photo detailer", LABELS, chosen, pick(detail["photo_detail"], chosen),
                     xeon_real, "docs/results/photodetail-2026-11-28.json: mixing_batchnorm_synthetic_plus_real.photo_detail",
                     xeon_real_source))
 
@@ -195,16 +187,16 @@ def collect() -> dict:
                     "docs/results/mixing-longer-training-2026-12-06.json: head_domain_1200.dice_chosen", amd_real_source))
 
     # --- in sequence: pre-trained on synthetic (1,200 steps), fine-tuned 1,200 on the real pairs; control real at 2,400 ---
-    real_2400 = plain(diagnostics["real_2400_steps"]["runs"])
+    real_2400 = pick(diagnostics["real_2400_steps"]["runs"], "dice")
     real_2400_source = "docs/results/train-on-synthetic-diagnostics.json: conditions.real_2400_steps.runs (real, 2,400 steps)"
     rows.append(row("pre-trained on pix2pix-grade synthetic (old trees)", SEQUENCE, d05, condition(pretrained, "pretrained"), real_2400,
                     "docs/results/train-on-synthetic-pretrained.json: runs[condition=pretrained]", real_2400_source))
-    rows.append(row("pre-trained on the shipped pair's synthetic", SEQUENCE, d05, plain(diagnostics["pretrained"]["runs"]), real_2400,
+    rows.append(row("pre-trained on the shipped pair's synthetic", SEQUENCE, d05, pick(diagnostics["pretrained"]["runs"], "dice"), real_2400,
                     "docs/results/train-on-synthetic-diagnostics.json: conditions.pretrained.runs", real_2400_source))
-    rows.append(row("pre-trained on translated DRIVE trees", SEQUENCE, d05, plain(diagnostics["pretrained_from_translated"]["runs"]),
+    rows.append(row("pre-trained on translated DRIVE trees", SEQUENCE, d05, pick(diagnostics["pretrained_from_translated"]["runs"], "dice"),
                     real_2400, "docs/results/train-on-synthetic-diagnostics.json: conditions.pretrained_from_translated.runs",
                     real_2400_source))
-    rows.append(row("pre-trained on fine-vessel synthetic", SEQUENCE, d05, plain(fine["pretrained_from_fine_synthetic"]["runs"]),
+    rows.append(row("pre-trained on fine-vessel synthetic", SEQUENCE, d05, pick(fine["pretrained_from_fine_synthetic"]["runs"], "dice"),
                     real_2400, "docs/results/fine-vessels-2026-11-26.json: train_on_synthetic.pretrained_from_fine_synthetic.runs",
                     real_2400_source))
     rows.append(row("12 + 4 mix, then the last 300 of 1,200 steps real only", SEQUENCE, chosen,
@@ -225,8 +217,8 @@ def collect() -> dict:
                             f"docs/results/mixing-longer-training-2026-12-06.json: real_{steps}.dice_chosen"))
     wide = load("mixing-ceiling-2026-11-28.json")
     rows.append(row("width 32, BN per domain, 12 + 4, DRIVE camera + looks", LONGER, chosen,
-                    plain(wide["wider_segmenter_width32"]["real_plus_synthetic"], chosen),
-                    plain(wide["wider_segmenter_width32"]["real_only"], chosen),
+                    pick(wide["wider_segmenter_width32"]["real_plus_synthetic"], chosen),
+                    pick(wide["wider_segmenter_width32"]["real_only"], chosen),
                     "docs/results/mixing-ceiling-2026-11-28.json: wider_segmenter_width32.real_plus_synthetic",
                     "docs/results/mixing-ceiling-2026-11-28.json: wider_segmenter_width32.real_only (width 32)"))
 

@@ -319,7 +319,7 @@ def forest_figure(summary_path: str, output: str = "docs/mixing-forest.png") -> 
             lines.append(("group", group))
         lines.append(("row", r))
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    text_width = lambda text: measure.textlength(text, font=font)  # noqa: E731
+    text_width = lambda text: measure.textlength(text, font=font)
     pad, indent, row_h = 12, 14, 19
     left = pad + indent + max(text_width(r["label"]) for r in rows) + 16
     right_w = text_width("mean -0.0000 (0)") + 16
@@ -330,7 +330,7 @@ def forest_figure(summary_path: str, output: str = "docs/mixing-forest.png") -> 
     diffs = [d for r in rows for d in r.get("paired_diff", [])]
     low = np.floor(min(r["mean_diff"] for r in rows) * 100 - 2) / 100  # room for an off-scale seed's arrow and value
     high = max(0.01, np.ceil(max(diffs + [r["mean_diff"] for r in rows] + [std]) * 100 + 0.5) / 100)
-    x_of = lambda v: plot_l + (v - low) / (high - low) * (plot_r - plot_l)  # noqa: E731
+    x_of = lambda v: plot_l + (v - low) / (high - low) * (plot_r - plot_l)
     bottom = top + len(lines) * row_h
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
