@@ -1,7 +1,7 @@
 """Procedural fine vessels for generated trees: what the autoencoders leave out.
 
 The vessel models draw the arcades and main branches, thick and in one piece, but not the thin
-vessels that make up a third of a real tree's centre-line (README, Stage 1). This step adds
+vessels that make up a third of a real tree's centre-line (docs/stage1.md). This step adds
 them by rule, not by learning, so its output is labelled as such everywhere it appears:
 
 1. join the tree's pieces to the main one across their shortest gap (a retinal tree is one

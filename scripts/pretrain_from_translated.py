@@ -8,7 +8,7 @@ python scripts/pretrain_from_translated.py SEED [--runs runs/syn-translated] [--
 fine-vessel pairs: `evaluate synthetic --fine-vessels --conditions synthetic --output runs/syn-fine`).
 
 Prints one JSON line: Dice at 0.5 and AUC on DRIVE test. Its fair control is real alone with
-twice the steps (README, *Where the gap lies*).
+twice the steps (docs/train-on-synthetic.md, *Where the gap lies*).
 """
 import argparse
 import json

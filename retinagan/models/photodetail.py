@@ -1,7 +1,7 @@
 """Photo detailer: a conditional diffusion model that draws a fundus photo's fine detail.
 
-What keeps the translator's photos from real ones, by FID, is their fine detail (README, *Where
-the gap is*): the translator's photos with their own real photos' detail finer than a Gaussian
+What keeps the translator's photos from real ones, by FID, is their fine detail (docs/stage2.md,
+*Where the gap is*): the translator's photos with their own real photos' detail finer than a Gaussian
 of 4 px score FID 49.4 against real photos (floor 42.1; as translated: 83.2). That detail is the
 camera's grain, specks and the vessels' and the rim's sharp edges, which a GAN trained on 156
 photos did not learn. The photo detailer keeps a photo's coarse part (its Gaussian blur) and

@@ -238,7 +238,7 @@ def diff_augment(condition: torch.Tensor, photo: torch.Tensor, policy: tuple[str
     2020), drawn per pair from the global torch RNG (saved with a training state, so a resumed
     run draws the same): on 156 training photos a discriminator learns the photos themselves
     within a few thousand steps, and transformed pairs are meant to keep it from that. Measured
-    here (README, Stage 2): with all three transforms the translator's discriminators stayed at
+    here (docs/stage2.md): with all three transforms the translator's discriminators stayed at
     chance for a whole run; with translation alone they learned without memorising. Both sides
     of the game see augmented pairs (real and generated alike, each its own draw), and the
     generator's gradient passes through the augmentation.
