@@ -62,3 +62,16 @@ def test_domain_head_follows_the_domain_and_starts_as_the_same_layer(script):
         assert torch.equal(head(x), first)
     finally:
         script.DomainBatchNorm.domain = 0
+
+
+@pytest.mark.parametrize("extra, message", [(["--synthetic-count", "0"], "positive count"),
+                                            (["--synthetic-count", "50", "--trees", "detail"], "kept at 200"),
+                                            (["--synthetic-count", "50", "--pairs", "translated"], "--pairs synthetic")])
+def test_synthetic_count_is_checked_before_any_work(extra, message):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SCRIPT), "0", "domain", *extra], capture_output=True, text=True, timeout=120,
+                          cwd=SCRIPT.parent.parent)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr
