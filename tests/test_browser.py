@@ -82,6 +82,8 @@ def idle(page, timeout=60000):
 def shot(page, name: str, selector: str | None = None) -> np.ndarray:
     folder = Path(os.environ.get("RETINAGAN_SCREENSHOTS", "/tmp/retinagan-screens"))
     folder.mkdir(parents=True, exist_ok=True)
+    if selector is None:  # a whole-tab picture starts at the top of the page, whatever an element shot scrolled to
+        page.evaluate("window.scrollTo(0, 0)")
     target = page.locator(selector) if selector else page
     target.screenshot(path=str(folder / f"{name}.png"))
     return np.asarray(Image.open(folder / f"{name}.png").convert("RGB"))
