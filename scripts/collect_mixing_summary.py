@@ -215,6 +215,11 @@ def collect() -> dict:
                             summary(longer[f"real_{steps}"], "dice_chosen"),
                             f"docs/results/mixing-longer-training-2026-12-06.json: added_{steps}.dice_chosen",
                             f"docs/results/mixing-longer-training-2026-12-06.json: real_{steps}.dice_chosen"))
+    more_synthetic = load("mixing-more-synthetic-2026-12-07.json")
+    rows.append(row("4 on top from 1,000 synthetic pairs, 4,800 steps", LONGER, chosen,
+                    summary(more_synthetic["added_4800_syn1000"], "dice_chosen"), summary(longer["real_4800"], "dice_chosen"),
+                    "docs/results/mixing-more-synthetic-2026-12-07.json: added_4800_syn1000.dice_chosen",
+                    "docs/results/mixing-longer-training-2026-12-06.json: real_4800.dice_chosen"))
     wide = load("mixing-ceiling-2026-11-28.json")
     rows.append(row("width 32, BN per domain, 12 + 4, DRIVE camera + looks", LONGER, chosen,
                     pick(wide["wider_segmenter_width32"]["real_plus_synthetic"], chosen),
