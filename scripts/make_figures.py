@@ -18,8 +18,8 @@ from PIL import Image, ImageDraw
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retinagan.cli import DEFAULT_SEGMENTER  # noqa: E402
-from retinagan.visual import grid, overlay  # noqa: E402
+from retinagan.cli import DEFAULT_SEGMENTER
+from retinagan.visual import grid, overlay
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -222,7 +222,7 @@ def detail_rows(vessel_checkpoint: str, translator: str, variants: list[tuple[st
         photos.append(painter.translate(trees, look_seed=list(seeds)))
     names = ["translated"] + [label for label, _, _ in variants]
     side = photos[0].shape[1]
-    zoom = lambda photo: np.asarray(Image.fromarray(photo[side // 4: 3 * side // 4, side // 4: 3 * side // 4]).resize((side, side), Image.NEAREST))  # noqa: E731
+    zoom = lambda photo: np.asarray(Image.fromarray(photo[side // 4: 3 * side // 4, side // 4: 3 * side // 4]).resize((side, side), Image.NEAREST))
     tiles = []
     for k, seed in enumerate(seeds):
         tiles += [labelled(p[k], f"{name}, seed {seed}" if i == 0 else name) for i, (p, name) in enumerate(zip(photos, names))]
@@ -268,7 +268,7 @@ def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", s
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
     x_of = {k: left + 40 + i * (width - left - right - 80) / max(1, len(counts) - 1) for i, k in enumerate(counts)}
-    y_of = lambda v: top + (high - v) / (high - low) * (height - top - bottom)  # noqa: E731
+    y_of = lambda v: top + (high - v) / (high - low) * (height - top - bottom)
     draw.line([(left, top), (left, height - bottom), (width - right, height - bottom)], fill="black")
     for tick in np.arange(low, high + 1e-9, 0.01):
         y = y_of(tick)
