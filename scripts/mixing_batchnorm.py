@@ -232,7 +232,7 @@ def main() -> None:
         parser.error("--dann takes a positive weight, and other pairs in every batch (not --real-share 1, --added or --real-tail)")
     if not 1 <= args.real_count <= 20:
         parser.error(f"--real-count must be within 1 and DRIVE's 20 training pairs, not {args.real_count}")
-    if args.synthetic_count < 1 or (args.synthetic_count != 200 and (args.pairs != "synthetic" or args.trees != "fine")):
+    if args.synthetic_count < 1 or (args.synthetic_count != parser.get_default("synthetic_count") and (args.pairs != "synthetic" or args.trees != "fine")):
         parser.error("--synthetic-count takes a positive count, and --pairs synthetic with --trees fine (the detailer's trees are kept at 200)")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
@@ -350,7 +350,7 @@ def main() -> None:
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
         + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
-        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != 200 else "")
+        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
