@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream] [--real-count K] [--synthetic-count N]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream] [--real-count K] [--synthetic-count N [--keep-faithful M]]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -43,6 +43,10 @@ split: indices round(linspace(0, 19, K))), and the chosen threshold is chosen on
 protocol with fewer annotated photos, to see where synthetic pairs start or stop adding to them.
 --synthetic-count N: how many synthetic pairs (trees of seeds 0..N-1; default 200, the protocol's):
 more pairs, more variety in the synthetic stream for the same number of steps.
+--keep-faithful M: of those N pairs, only the M whose photo honours its tree best are used: the
+shipped segmenter (trained on DRIVE training) reads each photo, and its Dice at 0.5 inside the FOV
+against the tree the photo was painted from ranks the pairs (the pair-level version of --agreement:
+whole pairs the translator drew loosely are left out, instead of pixels).
 --dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
 segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
 reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
@@ -148,6 +152,18 @@ def other_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return bce + 1 - (2 * (prob * target).sum() + 1) / (prob.sum() + (target * keep).sum() + 1)
 
 
+def most_faithful(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray, keep: int, judge) -> tuple[tuple, np.ndarray]:
+    """The `keep` pairs whose photo judge (a Segmenter) reads closest to its tree, Dice at 0.5 inside
+    the FOV, in their first order -> ((photos, fovs, maps) kept, every pair's Dice)."""
+    scores = []
+    for photo, fov, tree in zip(photos, fovs, maps):
+        called, truth = (judge.probability(photo, fov) >= 0.5) & fov, tree & fov
+        scores.append(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
+    scores = np.asarray(scores, dtype=np.float64)
+    kept = np.sort(np.argsort(-scores, kind="stable")[:keep])
+    return (photos[kept], fovs[kept], maps[kept]), scores
+
+
 def replace_norms(module: nn.Module, make) -> None:
     for name, child in module.named_children():
         if isinstance(child, (nn.BatchNorm2d, DomainBatchNorm)):
@@ -211,6 +227,7 @@ def main() -> None:
     parser.add_argument("--own-stream", action="store_true", help="draw the other pairs' patches from a random stream of their own")
     parser.add_argument("--real-count", type=int, default=20, help="use only this many of DRIVE's 20 training pairs, evenly spread")
     parser.add_argument("--synthetic-count", type=int, default=200, help="how many synthetic pairs (--pairs synthetic, --trees fine)")
+    parser.add_argument("--keep-faithful", type=int, metavar="M", help="of the --synthetic-count pairs, use the M whose photo honours its tree best")
     parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
     parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
                         help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
@@ -234,6 +251,8 @@ def main() -> None:
         parser.error(f"--real-count must be within 1 and DRIVE's 20 training pairs, not {args.real_count}")
     if args.synthetic_count < 1 or (args.synthetic_count != parser.get_default("synthetic_count") and (args.pairs != "synthetic" or args.trees != "fine")):
         parser.error("--synthetic-count takes a positive count, and --pairs synthetic with --trees fine (the detailer's trees are kept at 200)")
+    if args.keep_faithful is not None and (args.pairs != "synthetic" or not 1 <= args.keep_faithful < args.synthetic_count):
+        parser.error(f"--keep-faithful takes --pairs synthetic and a count within 1 and --synthetic-count - 1 ({args.synthetic_count - 1})")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
     if not 0 <= args.real_tail <= args.steps:
@@ -252,6 +271,11 @@ def main() -> None:
             other = translated_pairs(translator, fovs, maps, looks=10)
         else:
             other = synthetic_pairs(tree_source(args), translator, args.synthetic_count)
+            if args.keep_faithful:
+                other, fidelity = most_faithful(*other, args.keep_faithful, Segmenter.load("checkpoints/segmenter"))
+                kept_scores = np.sort(fidelity)[-args.keep_faithful:]
+                print(json.dumps({"fidelity_all": round(float(fidelity.mean()), 4), "fidelity_kept": round(float(kept_scores.mean()), 4),
+                                  "fidelity_kept_min": round(float(kept_scores.min()), 4)}), flush=True)
         syn_x, syn_y = segmenter_tensors(*other)
         if args.soften > 0:
             syn_x = gaussian_blur(syn_x, args.soften)
@@ -350,13 +374,14 @@ def main() -> None:
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
         + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
-        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "")
+        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "") \
+        + (f"-faithful{args.keep_faithful}" if args.keep_faithful else "")
     folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
     # the threshold chosen on the DRIVE training pairs it saw (all 20, or --real-count's), never on test
     score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
-    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream, "real_count": args.real_count, "synthetic_count": args.synthetic_count,
+    print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream, "real_count": args.real_count, "synthetic_count": args.synthetic_count, "keep_faithful": args.keep_faithful,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),
                       "dice_chosen": round(score["dice_chosen"], 4),

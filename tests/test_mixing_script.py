@@ -75,3 +75,43 @@ def test_synthetic_count_is_checked_before_any_work(extra, message):
                           cwd=SCRIPT.parent.parent)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
+
+
+class ReadsBack:
+    """A stand-in segmenter whose probability map is the photo's red channel / 255."""
+
+    def probability(self, photo, fov):
+        return photo[..., 0] / 255.0
+
+
+def test_most_faithful_keeps_the_pairs_whose_photo_shows_their_tree(script):
+    import numpy as np
+
+    size, trees = 16, np.zeros((4, 16, 16), bool)
+    trees[:, 4:12, 8] = True
+    photos = np.zeros((4, size, size, 3), np.uint8)
+    photos[0][trees[0]] = 255  # the whole tree shown: Dice 1
+    photos[1, 4:8, 8] = 255  # half of it: Dice 2/3
+    photos[3][trees[3]] = 255
+    photos[3, 0, :] = 255  # the tree and a false row of 16 px: Dice 16/32
+    fovs = np.ones((4, size, size), bool)  # pair 2: nothing shown, Dice 0
+    (kept_photos, kept_fovs, kept_maps), scores = script.most_faithful(photos, fovs, trees, 2, ReadsBack())
+    assert np.allclose(scores, [1.0, 2 / 3, 0.0, 0.5])
+    assert np.array_equal(kept_photos, photos[[0, 1]]) and kept_fovs.shape == (2, size, size) and kept_maps.shape == (2, size, size)
+    (kept_photos, _, _), _ = script.most_faithful(photos, fovs, trees, 3, ReadsBack())
+    assert np.array_equal(kept_photos, photos[[0, 1, 3]])  # in their first order, not by score
+    outside = np.zeros((4, size, size), bool)
+    outside[:, 4:12, :] = True  # the false row lies outside this FOV: pair 3 now reads as faithful as pair 0
+    _, scores = script.most_faithful(photos, outside, trees, 2, ReadsBack())
+    assert np.allclose(scores, [1.0, 2 / 3, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("extra", [["--keep-faithful", "200"], ["--keep-faithful", "0"], ["--keep-faithful", "5", "--pairs", "translated"]])
+def test_keep_faithful_is_checked_before_any_work(extra):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SCRIPT), "0", "domain", *extra], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=SCRIPT.parent.parent)
+    assert done.returncode == 2, done.stderr
+    assert "--keep-faithful takes" in done.stderr
