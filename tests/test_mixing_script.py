@@ -80,7 +80,8 @@ def test_synthetic_count_is_checked_before_any_work(extra, message):
 class ReadsBack:
     """A stand-in segmenter whose probability map is the photo's red channel / 255."""
 
-    def probability(self, photo, fov):
+    def probability(self, photo, fov, views=8):
+        assert views == 1  # one view: 8 would take 6 s a photo
         return photo[..., 0] / 255.0
 
 
@@ -95,15 +96,15 @@ def test_most_faithful_keeps_the_pairs_whose_photo_shows_their_tree(script):
     photos[3][trees[3]] = 255
     photos[3, 0, :] = 255  # the tree and a false row of 16 px: Dice 16/32
     fovs = np.ones((4, size, size), bool)  # pair 2: nothing shown, Dice 0
-    (kept_photos, kept_fovs, kept_maps), scores = script.most_faithful(photos, fovs, trees, 2, ReadsBack())
+    scores = script.fidelity_scores(photos, fovs, trees, ReadsBack())
     assert np.allclose(scores, [1.0, 2 / 3, 0.0, 0.5])
-    assert np.array_equal(kept_photos, photos[[0, 1]]) and kept_fovs.shape == (2, size, size) and kept_maps.shape == (2, size, size)
-    (kept_photos, _, _), _ = script.most_faithful(photos, fovs, trees, 3, ReadsBack())
+    kept_photos, kept_fovs, kept_maps = script.most_faithful((photos, fovs, trees), scores, 2)
+    assert np.array_equal(kept_photos, photos[[0, 1]]) and np.array_equal(kept_maps, trees[[0, 1]]) and kept_fovs.shape == (2, size, size)
+    kept_photos, _, _ = script.most_faithful((photos, fovs, trees), scores, 3)
     assert np.array_equal(kept_photos, photos[[0, 1, 3]])  # in their first order, not by score
     outside = np.zeros((4, size, size), bool)
     outside[:, 4:12, :] = True  # the false row lies outside this FOV: pair 3 now reads as faithful as pair 0
-    _, scores = script.most_faithful(photos, outside, trees, 2, ReadsBack())
-    assert np.allclose(scores, [1.0, 2 / 3, 0.0, 1.0])
+    assert np.allclose(script.fidelity_scores(photos, outside, trees, ReadsBack()), [1.0, 2 / 3, 0.0, 1.0])
 
 
 @pytest.mark.parametrize("extra", [["--keep-faithful", "200"], ["--keep-faithful", "0"], ["--keep-faithful", "5", "--pairs", "translated"]])
