@@ -8,6 +8,8 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |curve RESULTS_JSON (its "learning_curve": Dice against the number of real pairs)
                                |steps RESULTS_JSON (its "by_steps": Dice against the segmenter's training steps)
                                |forest RESULTS_JSON (scripts/collect_mixing_summary.py's file: each mix minus its real-alone control)
+                               |faithful TRANSLATOR SCORES_NPY [DRIVE_ROOT] (mixing_batchnorm.py --keep-faithful's scores: the least
+                                and most faithful synthetic pairs, painted in DRIVE training's looks as the runs painted them)
 (Never from the shared research data: its terms forbid committing copies.)
 """
 import sys
@@ -295,6 +297,40 @@ def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", s
     print(output)
 
 
+def faithful_figure(translator: str, scores_path: str, drive_root: str = "../shared/data/drive", shown: int = 3,
+                    output: str = "docs/mixing-faithful-pairs.jpg") -> None:
+    """The synthetic pairs of scripts/mixing_batchnorm.py --keep-faithful (fine-vessel trees of
+    checkpoints/aae-lsgan-128, seed k the pair k, in DRIVE training's looks) that its scores rank
+    lowest (top row) and highest (bottom row). Per pair: the photo, and where the shipped segmenter (one view, 0.5) reads
+    the tree in it: white both, red in the tree but not read (the photo lost it), cyan read where
+    the tree has none (the photo drew a vessel the label lacks). Uses DRIVE's training photos only
+    for their six colour statistics (the looks); no DRIVE pixel is drawn."""
+    from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
+    from retinagan.metrics.synthetic_training import real_drive_pairs, synthetic_pairs
+    from retinagan.models.pix2pix import looks_of
+
+    scores = np.load(scores_path)
+    painter = FundusTranslator.load(translator)
+    photos, fovs, _ = real_drive_pairs(drive_root, painter.size)
+    painter.use_looks(looks_of(photos, fovs))
+    trees, judge = load_vessel_generator("checkpoints/aae-lsgan-128", fine_vessels=True), Segmenter.load(DEFAULT_SEGMENTER)
+    order = np.argsort(scores, kind="stable")
+    tiles = []
+    for rank, k in enumerate([*order[:shown], *order[::-1][:shown]]):
+        photo, fov, tree = (array[0] for array in synthetic_pairs(trees, painter, 1, seed=int(k)))
+        read = (judge.probability(photo, fov, views=1) >= 0.5) & fov
+        dice = 2 * (read & tree).sum() / max(1, read.sum() + (tree & fov).sum())
+        if abs(dice - scores[k]) > 0.01:  # not the photo the runs scored: another translator, looks or trees
+            raise SystemExit(f"pair {k} reads at Dice {dice:.3f} here, {scores[k]:.3f} in {scores_path}: not the same translator or looks")
+        agreement = np.zeros(photo.shape, np.uint8)
+        agreement[tree & read] = 255
+        agreement[tree & ~read] = (255, 60, 60)
+        agreement[read & ~tree] = (0, 220, 255)
+        tiles += [labelled(photo, f"{'least' if rank < shown else 'most'} faithful: {scores[k]:.3f}"), labelled(agreement, f"pair {k}: tree vs read")]
+    Image.fromarray(grid(np.stack(tiles), columns=2 * shown)).save(output, quality=88)
+    print(output)
+
+
 def forest_figure(summary_path: str, output: str = "docs/mixing-forest.png") -> None:
     """A forest plot of scripts/collect_mixing_summary.py's file: one row per way of adding synthetic
     pairs to DRIVE's 20 real ones (grouped), the Dice on DRIVE test of the mix minus that of its
@@ -427,6 +463,8 @@ if __name__ == "__main__":
                      "real + synthetic added on top", "Vessel Dice on DRIVE test (threshold chosen on DRIVE training)")
     elif sys.argv[1] == "forest":
         forest_figure(sys.argv[2])
+    elif sys.argv[1] == "faithful":
+        faithful_figure(*sys.argv[2:5])
     elif sys.argv[1] == "looks":
         looks_figure(sys.argv[2], sys.argv[3])
     elif sys.argv[1] == "end2end":
