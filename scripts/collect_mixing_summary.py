@@ -220,6 +220,11 @@ def collect() -> dict:
                     summary(more_synthetic["added_4800_syn1000"], "dice_chosen"), summary(longer["real_4800"], "dice_chosen"),
                     "docs/results/mixing-more-synthetic-2026-12-07.json: added_4800_syn1000.dice_chosen",
                     "docs/results/mixing-longer-training-2026-12-06.json: real_4800.dice_chosen"))
+    faithful = load("mixing-faithful-pairs-2026-12-07.json")
+    rows.append(row("best 200 of 1,000 pairs by fidelity, on top, 2,400 steps", LABELS, chosen,
+                    summary(faithful["faithful_2400"], "dice_chosen"), summary(longer["real_2400"], "dice_chosen"),
+                    "docs/results/mixing-faithful-pairs-2026-12-07.json: faithful_2400.dice_chosen",
+                    "docs/results/mixing-longer-training-2026-12-06.json: real_2400.dice_chosen"))
     wide = load("mixing-ceiling-2026-11-28.json")
     rows.append(row("width 32, BN per domain, 12 + 4, DRIVE camera + looks", LONGER, chosen,
                     pick(wide["wider_segmenter_width32"]["real_plus_synthetic"], chosen),
