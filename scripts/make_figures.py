@@ -306,6 +306,7 @@ def faithful_figure(translator: str, scores_path: str, drive_root: str = "../sha
     the tree has none (the photo drew a vessel the label lacks). Uses DRIVE's training photos only
     for their six colour statistics (the looks); no DRIVE pixel is drawn."""
     from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
+    from retinagan.metrics.segmentation import dice
     from retinagan.metrics.synthetic_training import real_drive_pairs, synthetic_pairs
     from retinagan.models.pix2pix import looks_of
 
@@ -319,9 +320,9 @@ def faithful_figure(translator: str, scores_path: str, drive_root: str = "../sha
     for rank, k in enumerate([*order[:shown], *order[::-1][:shown]]):
         photo, fov, tree = (array[0] for array in synthetic_pairs(trees, painter, 1, seed=int(k)))
         read = (judge.probability(photo, fov, views=1) >= 0.5) & fov
-        dice = 2 * (read & tree).sum() / max(1, read.sum() + (tree & fov).sum())
-        if abs(dice - scores[k]) > 0.01:  # not the photo the runs scored: another translator, looks or trees
-            raise SystemExit(f"pair {k} reads at Dice {dice:.3f} here, {scores[k]:.3f} in {scores_path}: not the same translator or looks")
+        score = dice(read[fov], tree[fov])
+        if abs(score - scores[k]) > 0.01:  # not the photo the runs scored: another translator, looks or trees
+            raise SystemExit(f"pair {k} reads at Dice {score:.3f} here, {scores[k]:.3f} in {scores_path}: not the same translator or looks")
         agreement = np.zeros(photo.shape, np.uint8)
         agreement[tree & read] = 255
         agreement[tree & ~read] = (255, 60, 60)

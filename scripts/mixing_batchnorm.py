@@ -45,9 +45,9 @@ protocol with fewer annotated photos, to see where synthetic pairs start or stop
 more pairs, more variety in the synthetic stream for the same number of steps.
 --keep-faithful M: of those N pairs, only the M whose photo honours its tree best are used: the
 shipped segmenter (trained on DRIVE training) reads each photo (one view), and its Dice at 0.5 inside
-the FOV against the tree the photo was painted from ranks the pairs (the scores are kept in
-OUTPUT/fidelity-HASH.npy, HASH the photos', for the next seed's run) (the pair-level version of --agreement:
-whole pairs the translator drew loosely are left out, instead of pixels).
+the FOV against the tree the photo was painted from ranks the pairs: the pair-level version of
+--agreement, whole pairs the translator drew loosely left out instead of pixels. The scores are
+kept in OUTPUT/fidelity-HASH.npy (HASH: the photos') for the next seed's run.
 --dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
 segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
 reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
@@ -80,6 +80,7 @@ from retinagan.checkpoint import save_model  # noqa: E402
 from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
 from retinagan.losses import bce_dice_loss, gaussian_blur  # noqa: E402
 from retinagan.metrics.evaluate_segmenter import score_test  # noqa: E402
+from retinagan.metrics.segmentation import dice  # noqa: E402
 from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
 from retinagan.models.pix2pix import looks_of  # noqa: E402
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
@@ -157,11 +158,7 @@ def other_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def fidelity_scores(photos: np.ndarray, fovs: np.ndarray, maps: np.ndarray, judge) -> np.ndarray:
     """How well each photo honours its tree: judge's (a Segmenter's) Dice at 0.5 inside the FOV,
     one view (the shipped segmenter's 8 take 6 s a photo on one core, 1 view 0.8 s)."""
-    scores = []
-    for photo, fov, tree in zip(photos, fovs, maps):
-        called, truth = (judge.probability(photo, fov, views=1) >= 0.5) & fov, tree & fov
-        scores.append(2 * (called & truth).sum() / max(1, called.sum() + truth.sum()))
-    return np.asarray(scores, dtype=np.float64)
+    return np.array([dice(judge.probability(photo, fov, views=1)[fov] >= 0.5, tree[fov]) for photo, fov, tree in zip(photos, fovs, maps)])
 
 
 def most_faithful(pairs: tuple, scores: np.ndarray, keep: int) -> tuple:
@@ -279,9 +276,12 @@ def main() -> None:
             other = synthetic_pairs(tree_source(args), translator, args.synthetic_count)
             if args.keep_faithful:  # the scores kept beside the runs, under the photos' own hash (same photos, same scores)
                 cache = Path(args.output) / f"fidelity-{hashlib.sha256(other[0].tobytes()).hexdigest()[:16]}.npy"
-                fidelity = np.load(cache) if cache.is_file() else fidelity_scores(*other, Segmenter.load("checkpoints/segmenter"))
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                np.save(cache, fidelity)
+                if cache.is_file():
+                    fidelity = np.load(cache)
+                else:
+                    fidelity = fidelity_scores(*other, Segmenter.load("checkpoints/segmenter"))
+                    cache.parent.mkdir(parents=True, exist_ok=True)
+                    np.save(cache, fidelity)
                 other = most_faithful(other, fidelity, args.keep_faithful)
                 kept_scores = np.sort(fidelity)[-args.keep_faithful:]
                 print(json.dumps({"fidelity_all": round(float(fidelity.mean()), 4), "fidelity_kept": round(float(kept_scores.mean()), 4),
