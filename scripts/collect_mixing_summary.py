@@ -209,7 +209,7 @@ def collect() -> dict:
     rows.append(row("BN per domain, 12 + 4, DRIVE camera, 2,400 steps", LONGER, chosen,
                     pick(more, chosen, real_share=0.75, steps=2400), pick(more, chosen, real_share=1.0, steps=2400),
                     f"{more_source}[real_share=0.75, steps=2400]", f"{more_source}[real_share=1.0, steps=2400]"))
-    for steps in ("2400", "4800"):
+    for steps in ("2400", "4800", "9600"):
         if f"added_{steps}" in longer:
             rows.append(row(f"4 added on top, w 0.5, {int(steps):,} steps", LONGER, chosen, summary(longer[f"added_{steps}"], "dice_chosen"),
                             summary(longer[f"real_{steps}"], "dice_chosen"),
