@@ -1,6 +1,6 @@
 """Is BatchNorm why mixing synthetic and real pairs trains a worse segmenter? (figures printed)
 
-python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream] [--real-count K] [--synthetic-count N [--keep-faithful M]]
+python scripts/mixing_batchnorm.py SEED MODE [--pairs synthetic|translated] [--real-share 0.5] [--real-tail 0] [--batch 16] [--steps 1200] [--translator DIR] [--drive-looks] [--added N --added-weight W] [--agreement | --background-doubt P] [--edge-band outer|both] [--soften SIGMA] [--grain STD] [--width 16] [--dann W] [--trees fine|detail] [--photo-detail CHECKPOINT [--photo-detail-steps N]] [--align pcgrad|cosine] [--head domain] [--own-stream] [--real-count K] [--synthetic-count N [--keep-faithful M]] [--eval-at STEP ...]
 MODE: shared  every batch holds real and synthetic patches (real-share of them) through one set
               of BatchNorm layers, one loss over the batch (the `mixed` condition of
               `evaluate synthetic`, with the share fixed per batch instead of drawn);
@@ -48,6 +48,10 @@ shipped segmenter (trained on DRIVE training) reads each photo (one view), and i
 the FOV against the tree the photo was painted from ranks the pairs: the pair-level version of
 --agreement, whole pairs the translator drew loosely left out instead of pixels. The scores are
 kept in OUTPUT/fidelity-HASH.npy (HASH: the photos') for the next seed's run.
+--eval-at STEP ...: the EMA segmenter is also scored on DRIVE test after these steps, the same way as
+at the end (a copy, saved under OUTPUT/eval-at/): a learning curve within one run, whose weights
+stay those of a run without it. The learning rate's cosine still runs to --steps, so the score at
+step 4,800 of a 9,600-step run is not that of a 4,800-step run.
 --dann W: domain-adversarial training (Ganin et al. 2016): a small critic on the features the
 segmenter's head reads tells real patches from the others, and its gradient reaches the segmenter
 reversed (weight W, ramped in as 2/(1+exp(-10p))-1 over the run), so the shared convolutions are
@@ -76,16 +80,16 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from retinagan.checkpoint import save_model  # noqa: E402
-from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator  # noqa: E402
-from retinagan.losses import bce_dice_loss, gaussian_blur  # noqa: E402
-from retinagan.metrics.evaluate_segmenter import score_test  # noqa: E402
-from retinagan.metrics.segmentation import dice  # noqa: E402
-from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs  # noqa: E402
-from retinagan.models.pix2pix import looks_of  # noqa: E402
-from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter  # noqa: E402
-from retinagan.training.common import EMA, cosine_lr, seed_everything  # noqa: E402
-from retinagan.training.segmenter import random_patches  # noqa: E402
+from retinagan.checkpoint import save_model
+from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generator
+from retinagan.losses import bce_dice_loss, gaussian_blur
+from retinagan.metrics.evaluate_segmenter import score_test
+from retinagan.metrics.segmentation import dice
+from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs
+from retinagan.models.pix2pix import looks_of
+from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter
+from retinagan.training.common import EMA, cosine_lr, seed_everything
+from retinagan.training.segmenter import random_patches
 
 
 class DomainBatchNorm(nn.Module):
@@ -167,6 +171,14 @@ def most_faithful(pairs: tuple, scores: np.ndarray, keep: int) -> tuple:
     return tuple(array[kept] for array in pairs)
 
 
+def real_segmenter(model: nn.Module) -> nn.Module:
+    """MODEL (changed in place) as an ordinary segmenter: the real pairs' BatchNorm and output layer."""
+    replace_norms(model, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)
+    if isinstance(model.head, DomainHead):
+        model.head = model.head.heads[0]
+    return model
+
+
 def replace_norms(module: nn.Module, make) -> None:
     for name, child in module.named_children():
         if isinstance(child, (nn.BatchNorm2d, DomainBatchNorm)):
@@ -231,6 +243,8 @@ def main() -> None:
     parser.add_argument("--real-count", type=int, default=20, help="use only this many of DRIVE's 20 training pairs, evenly spread")
     parser.add_argument("--synthetic-count", type=int, default=200, help="how many synthetic pairs (--pairs synthetic, --trees fine)")
     parser.add_argument("--keep-faithful", type=int, metavar="M", help="of the --synthetic-count pairs, use the M whose photo honours its tree best")
+    parser.add_argument("--eval-at", type=int, nargs="+", default=[], metavar="STEP",
+                        help="also score the EMA segmenter on DRIVE test after these steps (a learning curve within the run; training is unchanged)")
     parser.add_argument("--width", type=int, default=16, help="the segmenter's first-level channels (the protocol's: 16)")
     parser.add_argument("--trees", choices=("fine", "detail"), default="fine",
                         help="the synthetic pairs' trees: with procedural fine vessels, or redrawn by the detailer (checkpoints/detail; "
@@ -258,6 +272,8 @@ def main() -> None:
         parser.error(f"--keep-faithful takes --pairs synthetic and a count within 1 and --synthetic-count - 1 ({args.synthetic_count - 1})")
     if not 0 < args.real_share <= 1:
         parser.error(f"--real-share must be within 0 (exclusive) and 1, not {args.real_share}")
+    if any(not 0 < step < args.steps for step in args.eval_at):
+        parser.error(f"--eval-at takes steps within 1 and --steps - 1 ({args.steps - 1}), not {args.eval_at}")
     if not 0 <= args.real_tail <= args.steps:
         parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
     translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
@@ -376,10 +392,15 @@ def main() -> None:
         if args.dann:
             critic_optimizer.step()
         ema.update(model, step + 1)
-    final = ema.model
-    replace_norms(final, lambda norm: norm.norms[0] if isinstance(norm, DomainBatchNorm) else norm)  # the real pairs' BatchNorm
-    if isinstance(final.head, DomainHead):
-        final.head = final.head.heads[0]  # the real pairs' output layer
+        if step + 1 in args.eval_at:  # a copy is scored; the run goes on untouched: loading it draws initial
+            seconds, rng = time.time(), torch.get_rng_state()  # weights from the global stream the dropout uses, so it is put back
+            at = Path(args.output) / "eval-at" / f"seed{args.seed}-step{step + 1}"
+            save_model(at, real_segmenter(copy.deepcopy(ema.model)), "segmenter", training_data="an intermediate copy (--eval-at)")
+            score = score_test(Segmenter.load(at), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
+            print(json.dumps({"eval_at": step + 1, "dice": round(score["dice"], 4), "auc": round(score["auc"], 4),
+                              "dice_chosen": round(score["dice_chosen"], 4), "minutes": round((time.time() - seconds) / 60, 1)}), flush=True)
+            torch.set_rng_state(rng)
+    final = real_segmenter(ema.model)
     painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
     suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
         + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \

@@ -69,7 +69,9 @@ def test_domain_head_follows_the_domain_and_starts_as_the_same_layer(script):
                                             (["--synthetic-count", "50", "--pairs", "translated"], "--pairs synthetic"),
                                             (["--keep-faithful", "200"], "--keep-faithful takes"),
                                             (["--keep-faithful", "0"], "--keep-faithful takes"),
-                                            (["--keep-faithful", "5", "--pairs", "translated"], "--keep-faithful takes")])
+                                            (["--keep-faithful", "5", "--pairs", "translated"], "--keep-faithful takes"),
+                                            (["--eval-at", "1200"], "--eval-at takes"),
+                                            (["--eval-at", "600", "0"], "--eval-at takes")])
 def test_synthetic_counts_are_checked_before_any_work(extra, message):
     import subprocess
     import sys
@@ -78,6 +80,28 @@ def test_synthetic_counts_are_checked_before_any_work(extra, message):
                           cwd=SCRIPT.parent.parent)
     assert done.returncode == 2, done.stderr
     assert message in done.stderr
+
+
+def test_scoring_on_the_way_leaves_the_run_as_it_was(drive_like, tmp_path):
+    """--eval-at scores a copy mid-run; the run (dropout's random draws included) ends on the same weights."""
+    import json
+    import subprocess
+    import sys
+
+    def run(*extra):
+        done = subprocess.run([sys.executable, str(SCRIPT), "0", "shared", "--real-share", "1", "--steps", "6", "--batch", "4",
+                               "--drive", str(drive_like), "--output", str(tmp_path / "runs"), *extra],
+                              capture_output=True, text=True, timeout=300, check=False, cwd=SCRIPT.parent.parent)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+    plain = run()
+    weights = next((tmp_path / "runs").glob("*seed0/model.safetensors")).read_bytes()
+    scored = run("--eval-at", "2", "4")
+    assert [line["eval_at"] for line in scored[:-1]] == [2, 4]
+    assert all(0 <= line["dice_chosen"] <= 1 for line in scored[:-1])
+    assert next((tmp_path / "runs").glob("*seed0/model.safetensors")).read_bytes() == weights
+    assert scored[-1]["dice"] == plain[-1]["dice"] and scored[-1]["auc"] == plain[-1]["auc"]
 
 
 class ReadsBack:
