@@ -1,0 +1,43 @@
+"""scripts/segmenter_gap.py: train and test Dice of a segmenter at the threshold chosen on its training photos."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "scripts" / "segmenter_gap.py"
+SEGMENTER = ROOT / "checkpoints" / "segmenter"
+
+
+@pytest.fixture(scope="module")
+def script():
+    spec = importlib.util.spec_from_file_location("segmenter_gap", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not (SEGMENTER / "model.safetensors").is_file(), reason="shipped segmenter missing")
+def test_gap_is_train_minus_test_at_the_training_threshold(script, drive_like):
+    from retinagan.inference import Segmenter
+    from retinagan.metrics.evaluate_segmenter import drive_probabilities, score_probabilities
+
+    segmenter = Segmenter.load(SEGMENTER)
+    training = drive_probabilities(segmenter, drive_like, "training", progress=False)
+    test = drive_probabilities(segmenter, drive_like, "test", progress=False)
+    out = script.generalisation_gap(training, test)
+    for other in (0.2, 0.3, 0.5, 0.7, 0.8):  # the chosen threshold is the best on training (of the 0.2-0.8 grid)
+        assert out["train_dice"] >= round(score_probabilities(training, "training", other)["dice"], 4)
+    assert out["test_dice"] == round(score_probabilities(test, "test", out["threshold"])["dice"], 4)
+    assert out["test_dice_oracle"] >= out["test_dice"]
+    assert out["gap"] == pytest.approx(out["train_dice"] - out["test_dice"], abs=1e-4)
+    first = script.generalisation_gap(training[:1], test)  # a segmenter that saw only the first training photo
+    assert first["train_dice"] == round(score_probabilities(training[:1], "training", first["threshold"])["dice"], 4)
+    assert first["test_dice"] == round(score_probabilities(test, "test", first["threshold"])["dice"], 4)
+
+def test_real_count_is_checked():
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(SCRIPT), "x", "--real-count", "0"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "--real-count must be within 1 and 20" in done.stderr
