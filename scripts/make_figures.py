@@ -7,6 +7,7 @@ python scripts/make_figures.py segmenter|samples [checkpoint ...]|pairs VESSEL_C
                                |keep VESSEL_CKPT TRANSLATOR PHOTO_DETAILER [K ...] (default: 0 0.15)
                                |curve RESULTS_JSON (its "learning_curve": Dice against the number of real pairs)
                                |steps RESULTS_JSON (its "by_steps": Dice against the segmenter's training steps)
+                               |gap RESULTS_JSON (its "by_count": train and test Dice against the number of real pairs)
                                |forest RESULTS_JSON (scripts/collect_mixing_summary.py's file: each mix minus its real-alone control)
                                |faithful TRANSLATOR SCORES_NPY [DRIVE_ROOT] (mixing_batchnorm.py --keep-faithful's scores: the least
                                 and most faithful synthetic pairs, painted in DRIVE training's looks as the runs painted them)
@@ -255,15 +256,17 @@ def looks_figure(vessel_checkpoint: str, translator: str, heights: tuple[float, 
 
 def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", section: str = "learning_curve",
                  x_label: str = "real DRIVE training pairs used", mixed_label: str = "real + 200 synthetic pairs",
-                 title: str = "Vessel Dice on DRIVE test (threshold chosen on the real pairs seen)") -> None:
+                 title: str = "Vessel Dice on DRIVE test (threshold chosen on the real pairs seen)",
+                 series: tuple = (("real", "real pairs alone"), ("mixed", None))) -> None:
     """Segmenter Dice on DRIVE test against a setting of the training (by default the number of
     real training pairs; the results file's SECTION["rows"], keyed by the setting), real alone and
-    real + synthetic: every seed a small dot, the mean a large one joined across settings."""
+    real + synthetic (or the two SERIES named, each a key of the rows and its legend): every seed a
+    small dot, the mean a large one joined across settings."""
     import json
 
     rows = json.loads(Path(results).read_text())[section]["rows"]
     counts = sorted(rows, key=int)
-    series = (("real", "real pairs alone", (60, 60, 60)), ("mixed", mixed_label, (200, 60, 40)))
+    series = tuple((key, label or mixed_label, colour) for (key, label), colour in zip(series, ((60, 60, 60), (200, 60, 40))))
     values = [v for k in counts for key, _, _ in series for v in rows[k][key]]
     low, high = np.floor(min(values) * 100 - 0.5) / 100, np.ceil(max(values) * 100 + 0.5) / 100
     width, height, left, right, top, bottom = 640, 400, 70, 20, 50, 60
@@ -290,7 +293,7 @@ def curve_figure(results: str, output: str = "docs/mixing-learning-curve.png", s
         draw.line(means, fill=colour, width=2)
         for x, y in means:
             draw.ellipse([x - 5, y - 5, x + 5, y + 5], outline=colour, width=2)
-        legend_y = top + 8 + (0 if key == "real" else 16)
+        legend_y = top + 8 + (0 if key == series[0][0] else 16)
         draw.line([(width - 230, legend_y + 6), (width - 210, legend_y + 6)], fill=colour, width=2)
         draw.text((width - 205, legend_y), label, fill="black")
     image.save(output)
@@ -462,6 +465,10 @@ if __name__ == "__main__":
     elif sys.argv[1] == "steps":
         curve_figure(sys.argv[2], "docs/mixing-longer-training.png", "by_steps", "segmenter training steps (batches of 16 real patches)",
                      "real + synthetic added on top", "Vessel Dice on DRIVE test (threshold chosen on DRIVE training)")
+    elif sys.argv[1] == "gap":
+        curve_figure(sys.argv[2], "docs/segmenter-gap.png", "by_count", "real DRIVE training pairs the segmenter saw (real alone, 1,200 steps)",
+                     title="Segmenter Dice on its own training photos and on DRIVE test (threshold chosen on training)",
+                     series=(("train", "on its own training photos"), ("test", "on DRIVE test")))
     elif sys.argv[1] == "forest":
         forest_figure(sys.argv[2])
     elif sys.argv[1] == "faithful":

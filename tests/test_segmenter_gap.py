@@ -34,10 +34,31 @@ def test_gap_is_train_minus_test_at_the_training_threshold(script, drive_like):
     first = script.generalisation_gap(training[:1], test)  # a segmenter that saw only the first training photo
     assert first["train_dice"] == round(score_probabilities(training[:1], "training", first["threshold"])["dice"], 4)
     assert first["test_dice"] == round(score_probabilities(test, "test", first["threshold"])["dice"], 4)
+    assert "unseen_train_dice" not in first
+    split = script.generalisation_gap(training[:1], test, unseen=training[1:])  # the other two, never seen
+    assert split["unseen_train_dice"] == round(score_probabilities(training[1:], "training", split["threshold"])["dice"], 4)
+    assert split["gap_unseen"] == pytest.approx(split["train_dice"] - split["unseen_train_dice"], abs=1e-4)
 
-def test_real_count_is_checked():
+def test_references_score_a_second_observer_and_the_round_trip(script, drive_like):
+    import shutil
+
+    alone = script.references(drive_like)
+    assert alone["second_observer_dice"] is None  # the fixture has no 2nd_manual
+    small = script.references(drive_like, fov_width=32)
+    assert 0 < small["round_trip_dice"] < alone["round_trip_dice"] <= 1  # coarser round trips lose more of the thin vessels
+    second = drive_like / "test" / "2nd_manual"
+    second.mkdir()
+    for manual in (drive_like / "test" / "1st_manual").iterdir():
+        shutil.copy(manual, second / manual.name.replace("manual1", "manual2"))
+    agreeing = script.references(drive_like)
+    assert agreeing["second_observer_dice"] == 1.0 and agreeing["second_observer_accuracy"] == 1.0
+
+
+def test_arguments_are_checked():
     import subprocess
     import sys
 
     done = subprocess.run([sys.executable, str(SCRIPT), "x", "--real-count", "0"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 2 and "--real-count must be within 1 and 20" in done.stderr
+    done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2 and "give segmenter folders, --references, or both" in done.stderr
