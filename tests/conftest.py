@@ -10,6 +10,16 @@ DATA = Path(os.environ.get("RETINAGAN_DATA", ROOT.parent / "shared" / "data"))
 SEGMENTER = ROOT / "checkpoints" / "segmenter"
 
 
+def load_script(name: str):
+    """scripts/NAME.py imported as a module (the scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parent.parent / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def need_data(*parts: str) -> Path:
     """Path under the real data folder, or skip the test with the reason."""
     path = DATA.joinpath(*parts)

@@ -1,21 +1,19 @@
 """scripts/mixing_batchnorm.py's gradient alignment and per-domain output layer (the experiment
 script of README's mixing tables; its training runs take minutes, so only the parts are tested)."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from conftest import load_script
+
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "mixing_batchnorm.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("mixing_batchnorm", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("mixing_batchnorm")
 
 
 def flat(grads):

@@ -1,20 +1,14 @@
 """scripts/collect_mixing_summary.py (every way of adding synthetic pairs to DRIVE's 20, against its
 real-alone control, gathered from docs/results) and make_figures.py's forest plot of it."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
+from conftest import load_script as load
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def load(name):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

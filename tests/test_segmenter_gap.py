@@ -1,8 +1,9 @@
 """scripts/segmenter_gap.py: train and test Dice of a segmenter at the threshold chosen on its training photos."""
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from conftest import load_script
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "segmenter_gap.py"
@@ -11,10 +12,7 @@ SEGMENTER = ROOT / "checkpoints" / "segmenter"
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("segmenter_gap", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("segmenter_gap")
 
 
 @pytest.mark.skipif(not (SEGMENTER / "model.safetensors").is_file(), reason="shipped segmenter missing")
