@@ -18,7 +18,8 @@ see how the two groups of photos differ for a segmenter that saw both.
 observer's maps (test/2nd_manual) scored against the first's, the reference every DRIVE Dice uses
 (how far two experts agree); and the first observer's own maps taken to the protocol's size (FOV
 FOV_WIDTH px wide, area-averaged) and back (bilinear), at their best threshold: the most a segmenter
-working at that size could score, were it perfect there.
+working at that size could score, were it perfect there; and the second observer's maps through
+the same round trip (at 0.5) against the first's: how far two experts agree at that size.
 """
 import argparse
 import json
@@ -60,27 +61,36 @@ def generalisation_gap(training, test, unseen=None) -> dict:
 
 
 def references(root, fov_width: int = 256) -> dict:
-    """The second observer's Dice against the first on DRIVE test (None without test/2nd_manual),
-    and the first observer's maps' Dice after a round trip to a FOV FOV_WIDTH px wide."""
-    first, second, round_trip = [], [], []
+    """The second observer's Dice against the first on DRIVE test, as drawn and after a round trip
+    to a FOV FOV_WIDTH px wide (None without test/2nd_manual), and the first observer's maps' Dice
+    after that round trip, at their best threshold."""
+    first, second, round_trip, second_trip = [], [], [], []
     for sample in read_drive(root, "test"):
         mask, manual = read_mask(sample.mask), read_mask(sample.vessels)
         first.append(manual[mask])
         other = Path(sample.vessels).parent.parent / "2nd_manual" / Path(sample.vessels).name.replace("manual1", "manual2")
         second.append(read_mask(other)[mask] if other.is_file() else None)
         _, _, left, right = fov_box(mask)
-        scale = fov_width / (right - left)
-        truth = torch.from_numpy(manual.astype(np.float32))[None, None]
-        small = F.interpolate(truth, size=(round(mask.shape[0] * scale), round(mask.shape[1] * scale)), mode="area")
-        round_trip.append(F.interpolate(small, size=mask.shape, mode="bilinear", align_corners=False)[0, 0].numpy()[mask])
+        size = tuple(round(side * fov_width / (right - left)) for side in mask.shape)
+        round_trip.append(there_and_back(manual, size)[mask])
+        if other.is_file():
+            second_trip.append(there_and_back(read_mask(other), size)[mask] >= 0.5)
     truth, trip = np.concatenate(first), np.concatenate(round_trip)
     threshold = best_threshold(trip, truth, np.linspace(0.05, 0.95, 91))
-    out = {"second_observer_dice": None, "second_observer_accuracy": None, "fov_width": fov_width,
+    out = {"second_observer_dice": None, "second_observer_accuracy": None, "second_observer_round_trip_dice": None, "fov_width": fov_width,
            "round_trip_threshold": round(float(threshold), 3), "round_trip_dice": round(dice(trip >= threshold, truth), 4)}
     if all(maps is not None for maps in second):
         other = np.concatenate(second)
-        out.update(second_observer_dice=round(dice(other, truth), 4), second_observer_accuracy=round(float((other == truth).mean()), 4))
+        out.update(second_observer_dice=round(dice(other, truth), 4), second_observer_accuracy=round(float((other == truth).mean()), 4),
+                   second_observer_round_trip_dice=round(dice(np.concatenate(second_trip), truth), 4))
     return out
+
+
+def there_and_back(vessels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A (H, W) vessel map area-averaged to SIZE and brought back (bilinear): what survives that scale, 0-1."""
+    truth = torch.from_numpy(vessels.astype(np.float32))[None, None]
+    small = F.interpolate(truth, size=size, mode="area")
+    return F.interpolate(small, size=vessels.shape, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
 def main() -> None:
