@@ -346,6 +346,13 @@ def main() -> None:
         xs, ys = random_patches(syn_x, syn_y, n_other, 64, other_draws)
         return (xs + torch.randn(xs.shape, generator=grain) * args.grain if args.grain > 0 else xs), ys
 
+    painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
+    suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
+        + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
+        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
+        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "") \
+        + (f"-faithful{args.keep_faithful}" if args.keep_faithful else "")
+    run_name = f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     start = time.time()
     model.train()
     for step in range(args.steps):
@@ -394,20 +401,14 @@ def main() -> None:
         ema.update(model, step + 1)
         if step + 1 in args.eval_at:  # a copy is scored; the run goes on untouched: loading it draws initial
             seconds, rng = time.time(), torch.get_rng_state()  # weights from the global stream the dropout uses, so it is put back
-            at = Path(args.output) / "eval-at" / f"seed{args.seed}-step{step + 1}"
+            at = Path(args.output) / "eval-at" / f"{run_name}-step{step + 1}"  # one folder per run: runs side by side do not share it
             save_model(at, real_segmenter(copy.deepcopy(ema.model)), "segmenter", training_data="an intermediate copy (--eval-at)")
             score = score_test(Segmenter.load(at), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
             print(json.dumps({"eval_at": step + 1, "dice": round(score["dice"], 4), "auc": round(score["auc"], 4),
                               "dice_chosen": round(score["dice_chosen"], 4), "minutes": round((time.time() - seconds) / 60, 1)}), flush=True)
             torch.set_rng_state(rng)
     final = real_segmenter(ema.model)
-    painter = "" if args.translator == parser.get_default("translator") else f"-{Path(args.translator).resolve().parent.name if Path(args.translator).name == 'checkpoint' else Path(args.translator).name}"
-    suffix = ("-drivelooks" if args.drive_looks else "") + (f"-tail{args.real_tail}" if args.real_tail else "") + (f"-steps{args.steps}" if args.steps != parser.get_default("steps") else "") \
-        + (f"-added{args.added}w{args.added_weight}" if args.added else "") + ("-agreement" if args.agreement else "") + (f"-doubt{args.background_doubt}" if args.background_doubt is not None else "") \
-        + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
-        + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "") \
-        + (f"-faithful{args.keep_faithful}" if args.keep_faithful else "")
-    folder = Path(args.output) / f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
+    folder = Path(args.output) / run_name
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
     save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
     # the threshold chosen on the DRIVE training pairs it saw (all 20, or --real-count's), never on test

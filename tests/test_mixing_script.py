@@ -94,9 +94,11 @@ def test_scoring_on_the_way_leaves_the_run_as_it_was(drive_like, tmp_path):
         return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
 
     plain = run()
-    weights = next((tmp_path / "runs").glob("*seed0/model.safetensors")).read_bytes()
+    saved = next((tmp_path / "runs").glob("*seed0/model.safetensors"))
+    weights = saved.read_bytes()
     scored = run("--eval-at", "2", "4")
     assert [line["eval_at"] for line in scored[:-1]] == [2, 4]
+    assert sorted(p.name for p in (tmp_path / "runs" / "eval-at").iterdir()) == [f"{saved.parent.name}-step{n}" for n in (2, 4)]
     assert all(0 <= line["dice_chosen"] <= 1 for line in scored[:-1])
     assert next((tmp_path / "runs").glob("*seed0/model.safetensors")).read_bytes() == weights
     assert scored[-1]["dice"] == plain[-1]["dice"] and scored[-1]["auc"] == plain[-1]["auc"]
