@@ -69,12 +69,13 @@ def references(root, fov_width: int = 256) -> dict:
         mask, manual = read_mask(sample.mask), read_mask(sample.vessels)
         first.append(manual[mask])
         other = Path(sample.vessels).parent.parent / "2nd_manual" / Path(sample.vessels).name.replace("manual1", "manual2")
-        second.append(read_mask(other)[mask] if other.is_file() else None)
+        other = read_mask(other) if other.is_file() else None
+        second.append(None if other is None else other[mask])
         _, _, left, right = fov_box(mask)
         size = tuple(round(side * fov_width / (right - left)) for side in mask.shape)
         round_trip.append(there_and_back(manual, size)[mask])
-        if other.is_file():
-            second_trip.append(there_and_back(read_mask(other), size)[mask] >= 0.5)
+        if other is not None:
+            second_trip.append(there_and_back(other, size)[mask] >= 0.5)
     truth, trip = np.concatenate(first), np.concatenate(round_trip)
     threshold = best_threshold(trip, truth, np.linspace(0.05, 0.95, 91))
     out = {"second_observer_dice": None, "second_observer_accuracy": None, "second_observer_round_trip_dice": None, "fov_width": fov_width,
