@@ -85,7 +85,13 @@ from retinagan.inference import FundusTranslator, Segmenter, load_vessel_generat
 from retinagan.losses import bce_dice_loss, gaussian_blur
 from retinagan.metrics.evaluate_segmenter import score_test
 from retinagan.metrics.segmentation import dice
-from retinagan.metrics.synthetic_training import real_drive_pairs, segmenter_tensors, synthetic_pairs, translated_pairs
+from retinagan.metrics.synthetic_training import (
+    evenly_spread,
+    real_drive_pairs,
+    segmenter_tensors,
+    synthetic_pairs,
+    translated_pairs,
+)
 from retinagan.models.pix2pix import looks_of
 from retinagan.models.segmenter import SegmenterConfig, VesselSegmenter
 from retinagan.training.common import EMA, cosine_lr, seed_everything
@@ -278,7 +284,7 @@ def main() -> None:
         parser.error(f"--real-tail must be within 0 and --steps ({args.steps}), not {args.real_tail}")
     translator = FundusTranslator.load(args.translator, photo_detail=args.photo_detail, photo_detail_steps=args.photo_detail_steps)
     photos, fovs, maps = real_drive_pairs(args.drive, 256)
-    kept_real = np.unique(np.round(np.linspace(0, len(photos) - 1, args.real_count)).astype(int))
+    kept_real = evenly_spread(len(photos), args.real_count)
     photos, fovs, maps = photos[kept_real], fovs[kept_real], maps[kept_real]
     real_x, real_y = segmenter_tensors(photos, fovs, maps)
     if args.drive_looks:  # look_seed now picks among DRIVE's training photos' looks
@@ -352,6 +358,12 @@ def main() -> None:
         + (f"-edge{args.edge_band}" if args.edge_band else "") + (f"-soften{args.soften}" if args.soften else "") + (f"-grain{args.grain}" if args.grain else "") + (f"-width{args.width}" if args.width != parser.get_default("width") else "") + (f"-dann{args.dann}" if args.dann else "") + ("-detail" if args.trees == "detail" else "") + ("-photodetail" if args.photo_detail else "") \
         + (f"-align{args.align}" if args.align else "") + ("-head" if args.head == "domain" else "") + ("-own" if args.own_stream else "") + (f"-real{args.real_count}" if args.real_count != 20 else "") + (f"-syn{args.synthetic_count}" if args.synthetic_count != parser.get_default("synthetic_count") else "") \
         + (f"-faithful{args.keep_faithful}" if args.keep_faithful else "")
+    def saved_and_scored(folder: Path, segmenter: nn.Module, training_data: str) -> dict:
+        """SEGMENTER saved to FOLDER and scored on DRIVE test, at the threshold chosen on the DRIVE
+        training pairs it saw (all 20, or --real-count's), never on test: mid-run (--eval-at) as at the end."""
+        save_model(folder, segmenter, "segmenter", training_data=training_data)
+        return score_test(Segmenter.load(folder), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
+
     run_name = f"{args.pairs}{painter}-{args.mode}-share{args.real_share}{suffix}-batch{args.batch}-seed{args.seed}"
     start = time.time()
     model.train()
@@ -402,17 +414,14 @@ def main() -> None:
         if step + 1 in args.eval_at:  # a copy is scored; the run goes on untouched: loading it draws initial
             seconds, rng = time.time(), torch.get_rng_state()  # weights from the global stream the dropout uses, so it is put back
             at = Path(args.output) / "eval-at" / f"{run_name}-step{step + 1}"  # one folder per run: runs side by side do not share it
-            save_model(at, real_segmenter(copy.deepcopy(ema.model)), "segmenter", training_data="an intermediate copy (--eval-at)")
-            score = score_test(Segmenter.load(at), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
+            score = saved_and_scored(at, real_segmenter(copy.deepcopy(ema.model)), "an intermediate copy (--eval-at)")
             print(json.dumps({"eval_at": step + 1, "dice": round(score["dice"], 4), "auc": round(score["auc"], 4),
                               "dice_chosen": round(score["dice_chosen"], 4), "minutes": round((time.time() - seconds) / 60, 1)}), flush=True)
             torch.set_rng_state(rng)
     final = real_segmenter(ema.model)
     folder = Path(args.output) / run_name
     extra = f" + {len(syn_x)} {args.pairs} pairs, {args.mode} BatchNorm" if syn_x is not None else ""
-    save_model(folder, final, "segmenter", training_data=f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
-    # the threshold chosen on the DRIVE training pairs it saw (all 20, or --real-count's), never on test
-    score = score_test(Segmenter.load(folder), args.drive, chosen_threshold=True, training_images=kept_real.tolist())
+    score = saved_and_scored(folder, final, f"DRIVE training{f' ({args.real_count} of 20 pairs)' if args.real_count < 20 else ''}{extra}")
     print(json.dumps({"pairs": args.pairs, "translator": args.translator, "mode": args.mode, "seed": args.seed, "real_share": args.real_share, "real_tail": args.real_tail, "drive_looks": args.drive_looks, "added": args.added, "added_weight": args.added_weight if args.added else None, "agreement": args.agreement, "background_doubt": args.background_doubt, "edge_band": args.edge_band, "soften": args.soften, "grain": args.grain, "width": args.width, "dann": args.dann, "trees": args.trees, "photo_detail": args.photo_detail, "photo_detail_steps": args.photo_detail_steps, "align": args.align, "head": args.head, "own_stream": args.own_stream, "real_count": args.real_count, "synthetic_count": args.synthetic_count, "keep_faithful": args.keep_faithful,
                       "critic_balanced_accuracy_last_100": round(float(np.mean(critic_right[-100:])), 3) if args.dann else None, "batch": args.batch, "steps": args.steps,
                       "dice": round(score["dice"], 4), "auc": round(score["auc"], 4), "threshold": round(score["threshold_chosen"], 3),

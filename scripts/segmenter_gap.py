@@ -36,13 +36,9 @@ from retinagan.data.imageio import read_mask
 from retinagan.data.preprocess import fov_box
 from retinagan.data.readers import read_drive
 from retinagan.inference import Segmenter
-from retinagan.metrics.evaluate_segmenter import drive_probabilities, score_probabilities
+from retinagan.metrics.evaluate_segmenter import drive_probabilities, pooled, score_probabilities
 from retinagan.metrics.segmentation import best_threshold, dice
-
-
-def pooled(results) -> tuple[np.ndarray, np.ndarray]:
-    """All FOV pixels of drive_probabilities' results: (probabilities, manual labels)."""
-    return np.concatenate([prob[mask] for prob, _, mask in results]), np.concatenate([manual[mask] for _, manual, mask in results])
+from retinagan.metrics.synthetic_training import evenly_spread
 
 
 def generalisation_gap(training, test, unseen=None) -> dict:
@@ -64,23 +60,23 @@ def references(root, fov_width: int = 256) -> dict:
     """The second observer's Dice against the first on DRIVE test, as drawn and after a round trip
     to a FOV FOV_WIDTH px wide (None without test/2nd_manual), and the first observer's maps' Dice
     after that round trip, at their best threshold."""
-    first, second, round_trip, second_trip = [], [], [], []
+    first, round_trip, second, second_trip = [], [], [], []  # second observer: only where test/2nd_manual has the map
     for sample in read_drive(root, "test"):
         mask, manual = read_mask(sample.mask), read_mask(sample.vessels)
         first.append(manual[mask])
         other = Path(sample.vessels).parent.parent / "2nd_manual" / Path(sample.vessels).name.replace("manual1", "manual2")
-        other = read_mask(other) if other.is_file() else None
-        second.append(None if other is None else other[mask])
         _, _, left, right = fov_box(mask)
         size = tuple(round(side * fov_width / (right - left)) for side in mask.shape)
         round_trip.append(there_and_back(manual, size)[mask])
-        if other is not None:
+        if other.is_file():
+            other = read_mask(other)
+            second.append(other[mask])
             second_trip.append(there_and_back(other, size)[mask] >= 0.5)
     truth, trip = np.concatenate(first), np.concatenate(round_trip)
     threshold = best_threshold(trip, truth, np.linspace(0.05, 0.95, 91))
     out = {"second_observer_dice": None, "second_observer_accuracy": None, "second_observer_round_trip_dice": None, "fov_width": fov_width,
            "round_trip_threshold": round(float(threshold), 3), "round_trip_dice": round(dice(trip >= threshold, truth), 4)}
-    if all(maps is not None for maps in second):
+    if len(second) == len(first):
         other = np.concatenate(second)
         out.update(second_observer_dice=round(dice(other, truth), 4), second_observer_accuracy=round(float((other == truth).mean()), 4),
                    second_observer_round_trip_dice=round(dice(np.concatenate(second_trip), truth), 4))
@@ -110,7 +106,7 @@ def main() -> None:
         print(json.dumps({"references": references(args.drive, args.fov_width)}), flush=True)
     images = None
     if args.real_count < 20:
-        images = np.unique(np.round(np.linspace(0, 19, args.real_count)).astype(int)).tolist()
+        images = evenly_spread(20, args.real_count).tolist()
     for folder in args.folders:
         segmenter = Segmenter.load(folder)
         training = drive_probabilities(segmenter, args.drive, "training", progress=False)

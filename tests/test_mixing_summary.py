@@ -1,14 +1,11 @@
 """scripts/collect_mixing_summary.py (every way of adding synthetic pairs to DRIVE's 20, against its
 real-alone control, gathered from docs/results) and make_figures.py's forest plot of it."""
 import json
-from pathlib import Path
-
 import pytest
 from PIL import Image
 
+from conftest import ROOT
 from conftest import load_script as load
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")

@@ -1,13 +1,9 @@
 """scripts/segmenter_gap.py: train and test Dice of a segmenter at the threshold chosen on its training photos."""
-from pathlib import Path
-
 import pytest
 
-from conftest import load_script
+from conftest import ROOT, SEGMENTER, load_script
 
-ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "scripts" / "segmenter_gap.py"
-SEGMENTER = ROOT / "checkpoints" / "segmenter"
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +32,7 @@ def test_gap_is_train_minus_test_at_the_training_threshold(script, drive_like):
     split = script.generalisation_gap(training[:1], test, unseen=training[1:])  # the other two, never seen
     assert split["unseen_train_dice"] == round(score_probabilities(training[1:], "training", split["threshold"])["dice"], 4)
     assert split["gap_unseen"] == pytest.approx(split["train_dice"] - split["unseen_train_dice"], abs=1e-4)
+
 
 def test_references_score_a_second_observer_and_the_round_trip(script, drive_like):
     import shutil

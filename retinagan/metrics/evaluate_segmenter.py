@@ -25,10 +25,14 @@ def score_drive(segmenter, root, split: str = "test", threshold: float | None = 
     return score_probabilities(results, split, segmenter.threshold if threshold is None else threshold)
 
 
+def pooled(results) -> tuple[np.ndarray, np.ndarray]:
+    """All FOV pixels of drive_probabilities' results, pooled: (probabilities, manual labels)."""
+    return np.concatenate([prob[mask] for prob, _, mask in results]), np.concatenate([manual[mask] for _, manual, mask in results])
+
+
 def score_probabilities(results, split: str, threshold: float) -> dict:
     """score_drive's figures from drive_probabilities' results, so one inference can be scored at several thresholds."""
-    scores = np.concatenate([prob[mask] for prob, _, mask in results])
-    truth = np.concatenate([manual[mask] for _, manual, mask in results])
+    scores, truth = pooled(results)
     pred = scores >= threshold
     per_image = [dice(prob[mask] >= threshold, manual[mask]) for prob, manual, mask in results]
     return {
@@ -48,9 +52,7 @@ def choose_threshold(segmenter, root, progress: bool = True, images: list[int] |
     results = drive_probabilities(segmenter, root, "training", progress)
     if images is not None:
         results = [results[k] for k in images]
-    scores = np.concatenate([prob[mask] for prob, _, mask in results])
-    truth = np.concatenate([manual[mask] for _, manual, mask in results])
-    return best_threshold(scores, truth)
+    return best_threshold(*pooled(results))
 
 
 def score_test(segmenter, root, chosen_threshold: bool = False, training_images: list[int] | None = None) -> dict:

@@ -37,6 +37,12 @@ import torch
 CONDITIONS = ("real", "synthetic", "mixed", "pretrained", "translated", "augmented")
 
 
+def evenly_spread(total: int, count: int) -> np.ndarray:
+    """COUNT indices spread evenly over range(TOTAL), first and last included (fewer if COUNT > TOTAL):
+    which of DRIVE's training pairs a protocol with fewer annotated photos keeps."""
+    return np.unique(np.round(np.linspace(0, total - 1, count)).astype(int))
+
+
 def real_drive_pairs(drive_root: str | Path, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """DRIVE training photos prepared as the generators' training photos were (FOV crop, square,
     `size` px, optic disc on the right) with their hand-drawn maps -> photos, FOV masks, maps."""
