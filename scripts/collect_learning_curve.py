@@ -47,34 +47,39 @@ def read_run(log: Path) -> dict:
 
 
 def base_runs(results: dict) -> list[dict]:
-    """(K, arm, seed, dice_chosen) of an earlier results file's learning-curve rows."""
+    """(K, arm, seed, Dice at the chosen threshold and at 0.5, AUC) of an earlier results file's learning-curve rows."""
     runs = []
     for k, row in results["learning_curve"]["rows"].items():
         for arm in ("real", "mixed"):
-            for seed, dice in zip(row[f"{arm}_summary"]["seeds"], row[arm]):
-                runs.append({"k": int(k), "arm": arm, "seed": seed, "dice": dice, "source": "base"})
+            seeds = row[f"{arm}_summary"]
+            for seed, dice, at_05, auc in zip(seeds["seeds"], row[arm], seeds["dice_05"], seeds["auc"]):
+                runs.append({"k": int(k), "arm": arm, "seed": seed, "dice": dice, "dice_05": at_05, "auc": auc, "source": "base"})
     return runs
 
 
 def curve(runs: list[dict]) -> dict:
     """Rows keyed by K (as text, like the earlier file): each arm's Dice by seed, and the paired difference."""
-    table: dict[int, dict[str, dict[int, float]]] = {}
+    table: dict[int, dict[str, dict[int, dict]]] = {}
     for run in runs:
         seeds = table.setdefault(run["k"], {"real": {}, "mixed": {}})[run["arm"]]
-        if run["seed"] in seeds and abs(seeds[run["seed"]] - run["dice"]) > 1e-4:
-            raise ValueError(f"K={run['k']} {run['arm']} seed {run['seed']}: {seeds[run['seed']]} before, {run['dice']} now")
-        seeds[run["seed"]] = run["dice"]
+        before = seeds.get(run["seed"])
+        if before and abs(before["dice"] - run["dice"]) > 1e-4:
+            raise ValueError(f"K={run['k']} {run['arm']} seed {run['seed']}: {before['dice']} before, {run['dice']} now")
+        seeds[run["seed"]] = run
     rows = {}
     for k in sorted(table):
         real, mixed = table[k]["real"], table[k]["mixed"]
         paired = sorted(set(real) & set(mixed))
-        gain = [round(mixed[s] - real[s], 4) for s in paired]
-        row = {"real": [real[s] for s in sorted(real)], "real_seeds": sorted(real),
-               "mixed": [mixed[s] for s in sorted(mixed)], "mixed_seeds": sorted(mixed)}
-        for arm in ("real", "mixed"):
+        gain = [round(mixed[s]["dice"] - real[s]["dice"], 4) for s in paired]
+        row = {"real": [real[s]["dice"] for s in sorted(real)], "real_seeds": sorted(real),
+               "mixed": [mixed[s]["dice"] for s in sorted(mixed)], "mixed_seeds": sorted(mixed)}
+        for arm, seeds in (("real", real), ("mixed", mixed)):
             if row[arm]:
                 row[f"{arm}_mean"], row[f"{arm}_std"] = round(float(np.mean(row[arm])), 4), round(float(np.std(row[arm])), 4)
-        row.update(paired_seeds=paired, mixed_minus_real_same_seed=gain)
+                for measure in ("dice_05", "auc"):  # secondary: Dice at 0.5 and AUC, means over the arm's seeds
+                    row[f"{arm}_{measure}_mean"] = round(float(np.mean([run[measure] for run in seeds.values()])), 4)
+        row.update(paired_seeds=paired, mixed_minus_real_same_seed=gain,
+                   at_05_mixed_minus_real_same_seed=[round(mixed[s]["dice_05"] - real[s]["dice_05"], 4) for s in paired])
         if gain:
             row["gain_mean"] = round(float(np.mean(gain)), 4)
             row["gain_standard_error"] = round(float(np.std(gain, ddof=1) / np.sqrt(len(gain))), 4) if len(gain) > 1 else None
@@ -93,7 +98,8 @@ def main() -> None:
     try:
         for log in args.logs:
             run = read_run(log)
-            runs.append({"k": run["real_count"], "arm": arm_of(run), "seed": run["seed"], "dice": run["dice_chosen"], "source": str(log)})
+            runs.append({"k": run["real_count"], "arm": arm_of(run), "seed": run["seed"], "dice": run["dice_chosen"],
+                         "dice_05": run["dice"], "auc": run["auc"], "source": str(log)})
         rows = curve(runs)
     except ValueError as error:
         sys.exit(f"error: {error}")
@@ -104,7 +110,7 @@ def main() -> None:
     if args.output:
         results = {"what": WHAT, "commands": COMMANDS, "base": str(args.base) if args.base else None,
                    "learning_curve": {"measure": "Dice on DRIVE test at the threshold chosen on the K real training pairs seen", "rows": rows},
-                   "runs": [{key: run[key] for key in ("k", "arm", "seed", "dice", "source")} for run in runs]}
+                   "runs": [{key: run[key] for key in ("k", "arm", "seed", "dice", "dice_05", "auc", "source")} for run in runs]}
         args.output.write_text(json.dumps(results, indent=1) + "\n")
         print(args.output)
 

@@ -34,9 +34,12 @@ def test_arms_are_told_apart_and_other_runs_refused():
 
 
 def test_rows_pair_seeds_and_summarise():
-    runs = [{"k": 2, "arm": "real", "seed": s, "dice": d} for s, d in ((0, 0.750), (1, 0.760), (2, 0.755))]
-    runs += [{"k": 2, "arm": "mixed", "seed": s, "dice": d} for s, d in ((1, 0.770), (0, 0.754))]
-    runs += [{"k": 20, "arm": "real", "seed": 0, "dice": 0.78}]
+    def run(k, arm, seed, dice):
+        return {"k": k, "arm": arm, "seed": seed, "dice": dice, "dice_05": dice - 0.02, "auc": 0.95}
+
+    runs = [run(2, "real", s, d) for s, d in ((0, 0.750), (1, 0.760), (2, 0.755))]
+    runs += [run(2, "mixed", s, d) for s, d in ((1, 0.770), (0, 0.754))]
+    runs += [run(20, "real", 0, 0.78)]
     rows = collect.curve(runs)
     assert list(rows) == ["2", "20"]
     row = rows["2"]
@@ -44,18 +47,20 @@ def test_rows_pair_seeds_and_summarise():
     assert row["paired_seeds"] == [0, 1] and row["mixed_minus_real_same_seed"] == [0.004, 0.01]
     assert row["gain_mean"] == pytest.approx(0.007) and row["seeds_ahead"] == "2 of 2"
     assert row["gain_standard_error"] == pytest.approx(0.003, abs=1e-4)
+    assert row["at_05_mixed_minus_real_same_seed"] == [0.004, 0.01] and row["real_dice_05_mean"] == pytest.approx(0.735)
     assert rows["20"]["mixed_minus_real_same_seed"] == [] and "gain_mean" not in rows["20"]
 
 
 def test_a_seed_measured_twice_must_agree():
-    same = [{"k": 5, "arm": "real", "seed": 3, "dice": 0.77}, {"k": 5, "arm": "real", "seed": 3, "dice": 0.77}]
+    same = [{"k": 5, "arm": "real", "seed": 3, "dice": 0.77, "dice_05": 0.75, "auc": 0.95}] * 2
     assert collect.curve(same)["5"]["real"] == [0.77]
     with pytest.raises(ValueError, match="seed 3"):
-        collect.curve(same[:1] + [{"k": 5, "arm": "real", "seed": 3, "dice": 0.76}])
+        collect.curve(same[:1] + [dict(same[0], dice=0.76)])
 
 
 def test_command_line_merges_a_base_file_and_reports_bad_logs(tmp_path):
-    base = {"learning_curve": {"rows": {"2": {"real": [0.75], "mixed": [0.76], "real_summary": {"seeds": [0]}, "mixed_summary": {"seeds": [0]}}}}}
+    earlier = {"seeds": [0], "dice_05": [0.73], "auc": [0.95]}
+    base = {"learning_curve": {"rows": {"2": {"real": [0.75], "mixed": [0.76], "real_summary": earlier, "mixed_summary": earlier}}}}
     (tmp_path / "base.json").write_text(json.dumps(base))
     write_log(tmp_path / "real.log", summary(1, 2, "real", 0.752))
     write_log(tmp_path / "mixed.log", summary(1, 2, "mixed", 0.749))
