@@ -27,14 +27,20 @@ COMMANDS = {"real": "python scripts/mixing_batchnorm.py SEED shared --real-share
             "collect": "python scripts/collect_learning_curve.py LOG ... --base PREVIOUS_RESULTS --output RESULTS"}
 
 
+PROTOCOL = {"pairs": "synthetic", "translator": "checkpoints/pix2pix-grade", "real_tail": 0, "added": 0, "agreement": False,
+            "background_doubt": None, "edge_band": None, "soften": 0.0, "grain": 0.0, "width": 16, "dann": 0.0, "trees": "fine",
+            "photo_detail": None, "align": None, "head": "shared", "own_stream": False, "synthetic_count": 200,
+            "keep_faithful": None, "batch": 16, "steps": 1200}  # mixing_batchnorm.py's defaults: both arms leave them as they are
+ARMS = {"real": {"mode": "shared", "real_share": 1.0, "drive_looks": False},
+        "mixed": {"mode": "domain", "real_share": 0.75, "drive_looks": True}}
+
+
 def arm_of(run: dict) -> str:
-    """'real' or 'mixed' for the protocol's two arms; ValueError for any other run."""
-    plain = (run.get("pairs") == "synthetic" and not run.get("added") and run.get("real_tail") == 0 and run.get("width") == 16
-             and run.get("steps") == 1200 and run.get("batch") == 16)
-    if plain and run.get("mode") == "shared" and run.get("real_share") == 1.0:
-        return "real"
-    if plain and run.get("mode") == "domain" and run.get("real_share") == 0.75 and run.get("drive_looks") and run.get("translator") == "checkpoints/pix2pix-grade":
-        return "mixed"
+    """'real' or 'mixed' for the protocol's two arms; ValueError for any other run (a setting absent from
+    an older run's summary line counts as the default)."""
+    for arm, settings in ARMS.items():
+        if all(run.get(key, value) == value for key, value in PROTOCOL.items()) and all(run.get(key) == value for key, value in settings.items()):
+            return arm
     raise ValueError(f"not a run of the learning-curve protocol: {json.dumps(run)[:200]}")
 
 

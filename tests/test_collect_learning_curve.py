@@ -28,7 +28,8 @@ def test_arms_are_told_apart_and_other_runs_refused():
     assert collect.arm_of(summary(0, 2, "real", 0.75)) == "real"
     assert collect.arm_of(summary(0, 2, "mixed", 0.75)) == "mixed"
     for foreign in (summary(0, 2, "real", 0.75, width=32), summary(0, 2, "mixed", 0.75, added=4),
-                    summary(0, 2, "mixed", 0.75, translator="runs/tr-drive-600/checkpoint"), summary(0, 2, "real", 0.75, steps=9600)):
+                    summary(0, 2, "mixed", 0.75, translator="runs/tr-drive-600/checkpoint"), summary(0, 2, "real", 0.75, steps=9600),
+                    summary(0, 2, "mixed", 0.75, agreement=True), summary(0, 2, "mixed", 0.75, real_share=0.5)):
         with pytest.raises(ValueError, match="not a run of the learning-curve protocol"):
             collect.arm_of(foreign)
 
