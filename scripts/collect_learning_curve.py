@@ -21,7 +21,7 @@ import numpy as np
 WHAT = ("issue 4, 'synthetic + real beats real alone', with fewer annotated photos: K of DRIVE's 20 training pairs "
         "(evenly spread; threshold and looks from those K alone), real alone against real + the 200 fine-vessel synthetic "
         "pairs painted by the shipped pix2pix-grade in the K photos' looks (BatchNorm per domain, 12 real + 4 synthetic "
-        "64-px patches a batch), 1,200 steps, seed by seed; the same seed gives both arms the same initial weights")
+        "64-px patches a batch), 1,200 steps, seed by seed (mix − real on the seeds both arms ran)")
 COMMANDS = {"real": "python scripts/mixing_batchnorm.py SEED shared --real-share 1 --real-count K",
             "mixed": "python scripts/mixing_batchnorm.py SEED domain --drive-looks --real-share 0.75 --real-count K",
             "collect": "python scripts/collect_learning_curve.py LOG ... --base PREVIOUS_RESULTS --output RESULTS"}
