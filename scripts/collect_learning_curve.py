@@ -53,7 +53,10 @@ def read_run(log: Path) -> dict:
 
 
 def base_runs(results: dict) -> list[dict]:
-    """(K, arm, seed, Dice at the chosen threshold and at 0.5, AUC) of an earlier results file's learning-curve rows."""
+    """(K, arm, seed, Dice at the chosen threshold and at 0.5, AUC) of an earlier results file: this script's own
+    output keeps them in "runs"; session 29's file (2026-12-06) in its rows' per-arm summaries."""
+    if "runs" in results:
+        return results["runs"]
     runs = []
     for k, row in results["learning_curve"]["rows"].items():
         for arm in ("real", "mixed"):

@@ -71,6 +71,12 @@ def test_command_line_merges_a_base_file_and_reports_bad_logs(tmp_path):
     assert done.returncode == 0, done.stderr
     row = json.loads((tmp_path / "out.json").read_text())["learning_curve"]["rows"]["2"]
     assert row["mixed_minus_real_same_seed"] == [0.01, -0.003] and row["seeds_ahead"] == "1 of 2"
+    write_log(tmp_path / "later.log", summary(2, 2, "real", 0.758))  # this script's output serves as the next base
+    again = subprocess.run(script + [str(tmp_path / "later.log"), "--base", str(tmp_path / "out.json"), "--output", str(tmp_path / "next.json")],
+                           check=False, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    row = json.loads((tmp_path / "next.json").read_text())["learning_curve"]["rows"]["2"]
+    assert row["real_seeds"] == [0, 1, 2] and row["real"] == [0.75, 0.752, 0.758] and row["mixed_minus_real_same_seed"] == [0.01, -0.003]
     (tmp_path / "unfinished.log").write_text("step 100 loss 0.4\n")
     failed = subprocess.run(script + [str(tmp_path / "unfinished.log")], check=False, capture_output=True, text=True)
     assert failed.returncode != 0 and "no run summary" in failed.stderr
