@@ -5,8 +5,9 @@ python scripts/collect_learning_curve.py LOG [LOG ...] [--base RESULTS_JSON] [--
 Each LOG is the output of one `scripts/mixing_batchnorm.py` run: its last line is the run's JSON
 summary. The protocol's two arms are told apart by their settings: real alone (`SEED shared
 --real-share 1 --real-count K`) and real + synthetic (`SEED domain --drive-looks --real-share 0.75
---real-count K`); a log of any other run is an error, not silently dropped. --base: an earlier
-results file whose "learning_curve" rows (seeds in real_summary / mixed_summary) are kept; a seed
+--real-count K`, every other setting at mixing_batchnorm.py's default); a log of any other run is an
+error, not silently dropped. --base: an earlier results file whose runs are kept (this script's output,
+or session 29's rows with seeds in real_summary / mixed_summary); a seed
 measured in both must give the same Dice (the runs are deterministic on one thread), else an error.
 Per K: both arms seed by seed, their means and spreads, and mixed - real on the seeds both arms
 have, with its mean, its standard error and how many seeds are ahead. Nothing is trained here.
@@ -18,6 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script, also when loaded from elsewhere
+
+from mixing_batchnorm import build_parser
+
 WHAT = ("issue 4, 'synthetic + real beats real alone', with fewer annotated photos: K of DRIVE's 20 training pairs "
         "(evenly spread; threshold and looks from those K alone), real alone against real + the 200 fine-vessel synthetic "
         "pairs painted by the shipped pix2pix-grade in the K photos' looks (BatchNorm per domain, 12 real + 4 synthetic "
@@ -27,19 +32,23 @@ COMMANDS = {"real": "python scripts/mixing_batchnorm.py SEED shared --real-share
             "collect": "python scripts/collect_learning_curve.py LOG ... --base PREVIOUS_RESULTS --output RESULTS"}
 
 
-PROTOCOL = {"pairs": "synthetic", "translator": "checkpoints/pix2pix-grade", "real_tail": 0, "added": 0, "agreement": False,
-            "background_doubt": None, "edge_band": None, "soften": 0.0, "grain": 0.0, "width": 16, "dann": 0.0, "trees": "fine",
-            "photo_detail": None, "align": None, "head": "shared", "own_stream": False, "synthetic_count": 200,
-            "keep_faithful": None, "batch": 16, "steps": 1200}  # mixing_batchnorm.py's defaults: both arms leave them as they are
 ARMS = {"real": {"mode": "shared", "real_share": 1.0, "drive_looks": False},
         "mixed": {"mode": "domain", "real_share": 0.75, "drive_looks": True}}
+
+
+def protocol_defaults() -> dict:
+    """Every other mixing_batchnorm.py setting at its default, read from its own parser (so the two cannot
+    drift apart); --added-weight is left out: a run without --added prints it as None."""
+    defaults = vars(build_parser().parse_args(["0", "shared"]))
+    return {key: value for key, value in defaults.items() if key not in {"seed", "real_count", "added_weight", *ARMS["real"]}}
 
 
 def arm_of(run: dict) -> str:
     """'real' or 'mixed' for the protocol's two arms; ValueError for any other run (a setting absent from
     an older run's summary line counts as the default)."""
+    protocol = protocol_defaults()
     for arm, settings in ARMS.items():
-        if all(run.get(key, value) == value for key, value in PROTOCOL.items()) and all(run.get(key) == value for key, value in settings.items()):
+        if all(run.get(key, value) == value for key, value in protocol.items()) and all(run.get(key) == value for key, value in settings.items()):
             return arm
     raise ValueError(f"not a run of the learning-curve protocol: {json.dumps(run)[:200]}")
 

@@ -222,7 +222,8 @@ def tree_source(args):
     return KeptTrees(generator, maps)
 
 
-def main() -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line; its defaults are also what scripts/collect_learning_curve.py takes as the protocol."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("seed", type=int)
     parser.add_argument("mode", choices=("shared", "domain"))
@@ -257,6 +258,11 @@ def main() -> None:
                              "drawn once and kept in OUTPUT/detail-trees.npz for the detailer's weights)")
     parser.add_argument("--photo-detail", metavar="CHECKPOINT", help="the other pairs' photos get their fine detail redrawn by this photo detailer")
     parser.add_argument("--photo-detail-steps", type=int, help="its sampling steps (default: the checkpoint's)")
+    return parser
+
+
+def main() -> None:
+    parser = build_parser()
     args = parser.parse_args()
     if args.added and (args.mode != "domain" or args.real_share != parser.get_default("real_share")):
         parser.error("--added needs mode domain and takes the place of --real-share")
